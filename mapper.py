@@ -1,0 +1,376 @@
+"""What ComfyUI has installed, which pack each node type comes from, and which model files a prompt uses.
+
+Everything ComfyUI-specific about *reading* the install lives here, so the storage and the rules in
+tracker.py stay plain Python. All of it runs on the writer thread or in a route's executor, never on the
+hook path. ComfyUI's modules are imported inside the methods: importing this file outside ComfyUI works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+from .logs import warn_once
+from .tracker import BUILTIN_PACKAGE, UNKNOWN_PACKAGE, InstalledPackage
+
+NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output", "input"})
+"""Folder types that are not tracked: LoRAs by the design's default, the rest are not model files."""
+
+PROTECTED_PACKS = frozenset({"comfyui-manager"})
+"""Packs (lower-case folder names) never suggested for removal, besides this extension itself."""
+
+TAESD_VALUES = frozenset({"taesd", "taesdxl", "taesd3", "taef1"})
+"""VAELoader values that stand for an encoder/decoder pair of files in vae_approx, not a listed file."""
+
+EMBEDDING_REF = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
+"""`embedding:NAME` at a word start; a weight such as `(embedding:NAME:1.2)` is not part of NAME."""
+EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")
+
+
+def normalise(name: str) -> str:
+    """One spelling per relative model path: ComfyUI lists `sdxl\\foo` on Windows and `sdxl/foo` elsewhere."""
+    return name.replace("\\", "/")
+
+
+# --------------------------------------------------------------------------- packages
+
+
+class PackageMapper:
+    """Maps class_types to packs and lists the packs on disk, loaded or not."""
+
+    def __init__(self, own_pack: str):
+        self.own_pack = own_pack
+        self._mapping: dict[str, str] = {}
+        self._mapped_count = -1
+
+    def packages_by_class(self) -> dict[str, str]:
+        """class_type -> pack for every registered node; rebuilt when ComfyUI registers more nodes."""
+        import nodes
+
+        mappings = nodes.NODE_CLASS_MAPPINGS
+        if len(mappings) != self._mapped_count:
+            dirs = _custom_node_dirs()
+            self._mapping = {ct: _package_of(cls, dirs) for ct, cls in list(mappings.items())}
+            self._mapped_count = len(mappings)
+        return self._mapping
+
+    def package_of(self, class_type: str) -> str:
+        return self.packages_by_class().get(class_type, UNKNOWN_PACKAGE)
+
+    def installed(self) -> list[InstalledPackage]:
+        """Every pack in the custom_nodes folders: loaded, failed to import, or disabled."""
+        loaded = _loaded_packs()
+        node_types: dict[str, list[str]] = {}
+        for class_type, package in self.packages_by_class().items():
+            node_types.setdefault(package, []).append(class_type)
+        packs = {name: InstalledPackage(name, sorted(node_types.get(name, []))) for name in loaded}
+        for name, state in _packs_on_disk():
+            if name in packs:
+                continue
+            packs[name] = InstalledPackage(name, disabled=state == "disabled", import_failed=state == "failed")
+        for pack in packs.values():
+            pack.protected = pack.name == self.own_pack or pack.name.lower() in PROTECTED_PACKS
+        return sorted(packs.values(), key=lambda p: p.name.lower())
+
+
+def _custom_node_dirs() -> list[str]:
+    import folder_paths
+
+    return [os.path.normpath(os.path.abspath(d)) for d in folder_paths.get_folder_paths("custom_nodes")]
+
+
+def _package_of(cls, custom_dirs: list[str]) -> str:
+    """ComfyUI stamps RELATIVE_PYTHON_MODULE = 'custom_nodes.<pack>' on what it loads; core classes lack it.
+
+    A class a pack slipped into NODE_CLASS_MAPPINGS by hand has no stamp, but its module name is the
+    pack's path (with '.' written as '_x_'), which still names the pack.
+    """
+    module = getattr(cls, "RELATIVE_PYTHON_MODULE", None)
+    if isinstance(module, str) and module.startswith("custom_nodes."):
+        return module.split(".", 1)[1]
+    module_path = getattr(cls, "__module__", "") or ""
+    for directory in custom_dirs:
+        if module_path.startswith(directory + os.sep):
+            return module_path[len(directory) + 1 :].split(".", 1)[0].replace("_x_", ".")
+    return BUILTIN_PACKAGE
+
+
+def _loaded_packs() -> set[str]:
+    """Pack names ComfyUI imported. Folder packs are keyed by name, single-file ones by full path minus .py."""
+    import nodes
+
+    custom_dirs = set(_custom_node_dirs())
+    names = set()
+    for key, directory in list(nodes.LOADED_MODULE_DIRS.items()):
+        if os.path.isabs(key):
+            parent, name = os.path.dirname(key), os.path.basename(key)
+        else:
+            parent, name = os.path.dirname(directory), key
+        if os.path.normpath(parent) in custom_dirs:
+            names.add(name)
+    return names
+
+
+def _packs_on_disk() -> Iterable[tuple[str, str]]:
+    """(name, 'present' | 'disabled' | 'failed'-candidate) for entries ComfyUI would try, skip or has disabled.
+
+    ComfyUI skips `__pycache__`, non-.py files and any name ending in `.disabled` (which also covers
+    ComfyUI-Manager's `custom_nodes/.disabled/` folder, whose entries may carry an `@version` suffix).
+    An entry ComfyUI tried but did not load failed to import.
+    """
+    skipped_by_flag = _skipped_by_disable_all_flag()
+    for directory in _custom_node_dirs():
+        for entry in _listdir(directory):
+            path = os.path.join(directory, entry)
+            if entry == ".disabled" and os.path.isdir(path):
+                for inner in _listdir(path):
+                    yield _pack_name(inner.split("@", 1)[0]), "disabled"
+            elif entry.endswith(".disabled"):
+                yield _pack_name(entry[: -len(".disabled")]), "disabled"
+            elif entry == "__pycache__" or entry.startswith(".") or (os.path.isfile(path) and not entry.endswith(".py")):
+                continue
+            else:
+                name = _pack_name(entry)
+                yield name, "disabled" if skipped_by_flag(entry) else "failed"
+
+
+def _pack_name(entry: str) -> str:
+    return entry[:-3] if entry.endswith(".py") else entry
+
+
+def _listdir(directory: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _skipped_by_disable_all_flag():
+    """`--disable-all-custom-nodes` skips every pack not named in `--whitelist-custom-nodes`: disabled, not broken."""
+    try:
+        from comfy.cli_args import args
+    except Exception:
+        return lambda entry: False
+    if not getattr(args, "disable_all_custom_nodes", False):
+        return lambda entry: False
+    allowed = set(getattr(args, "whitelist_custom_nodes", None) or [])
+    return lambda entry: entry not in allowed
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ComboInput:
+    """A node input that offers a list of choices, with the folder types its choices came from.
+
+    `offered` ranks the tracked types by how many of the input's choices they hold, best first: it decides
+    which type a name means when the same name exists in two folder types.
+    """
+
+    name: str
+    offered: tuple[tuple[str, int], ...]
+
+
+class ModelMapper:
+    """Finds the model files a prompt selects, by introspecting each node's inputs against folder_paths."""
+
+    def __init__(self, excluded_types: Iterable[str] = NOT_MODEL_TYPES):
+        self.excluded_types = frozenset(excluded_types)
+        self._listings: dict[str, list[str]] = {}
+        self._owners: dict[str, tuple[str, ...]] = {}
+        self._embedding_keys: dict[str, tuple[str, ...]] = {}
+        self._combos: dict[str, tuple[ComboInput, ...]] = {}
+        self._lock = threading.RLock()  # the writer extracts while route threads list
+
+    def tracked_types(self) -> list[str]:
+        """Every folder type ComfyUI knows (custom-node types included), aliases folded, minus the excluded."""
+        import folder_paths
+
+        canonical = getattr(folder_paths, "map_legacy", lambda name: name)
+        types = {canonical(t) for t in list(folder_paths.folder_names_and_paths)}
+        return sorted(t for t in types if t not in self.excluded_types)
+
+    def installed(self) -> dict[str, list[str]]:
+        """The current listing of every tracked type (refreshing the reverse index if anything changed)."""
+        with self._lock:
+            self.refresh()
+            return dict(self._listings)
+
+    def refresh(self) -> bool:
+        """Re-read each type's listing through ComfyUI's mtime-checked cache; True if any listing changed.
+
+        A file added or removed while ComfyUI runs changes a directory mtime, so the next call sees it.
+        """
+        import folder_paths
+
+        with self._lock:
+            return self._refresh(folder_paths)
+
+    def _refresh(self, folder_paths) -> bool:
+        listings = {}
+        for model_type in self.tracked_types():
+            try:
+                listings[model_type] = [normalise(n) for n in folder_paths.get_filename_list(model_type)]
+            except Exception as error:  # e.g. a model root that vanished: ComfyUI raises on every call
+                warn_once(f"listing:{model_type}", "cannot list %s models (%s); keeping the last listing", model_type, error)
+                listings[model_type] = self._listings.get(model_type, [])
+        if listings == self._listings:
+            return False
+        self._listings = listings
+        self._owners = _owners_by_name(listings)
+        self._embedding_keys = _embedding_lookup(listings.get("embeddings", []))
+        self._combos.clear()  # choices may now point at other types
+        return True
+
+    def models_in(self, prompt: dict) -> set[tuple[str, str]]:
+        """(type, name) of every installed model file the prompt selects, each once."""
+        with self._lock:
+            return self._models_in(prompt)
+
+    def _models_in(self, prompt: dict) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for node in prompt.values():
+            if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+                continue
+            inputs = node.get("inputs")
+            if not isinstance(inputs, dict):
+                continue
+            combos = {c.name: c for c in self._combo_inputs(node["class_type"])}
+            for input_name, value in inputs.items():
+                if not isinstance(value, str):
+                    continue  # a link [node_id, slot] or a number
+                if input_name in combos:
+                    found |= self._resolve(value, combos[input_name])
+                if "embedding:" in value:
+                    found |= self._embeddings_in(value)
+        return found
+
+    def same_file_keys(self) -> dict[tuple[str, str], str]:
+        """(type, name) -> real path, only for types whose folders overlap (the only way two keys share a file)."""
+        import folder_paths
+
+        listings = self.installed()
+        overlapping = _types_with_overlapping_dirs({t: folder_paths.get_folder_paths(t) for t in listings})
+        keys = {}
+        for model_type in overlapping:
+            for name in listings[model_type]:
+                full = folder_paths.get_full_path(model_type, name)
+                if full:
+                    keys[(model_type, name)] = os.path.realpath(full)
+        return keys
+
+    # ---- internals
+
+    def _combo_inputs(self, class_type: str) -> tuple[ComboInput, ...]:
+        """The class's choice inputs, introspected once per class (V3 rebuilds its schema on every call)."""
+        if class_type not in self._combos:
+            import nodes
+
+            cls = nodes.NODE_CLASS_MAPPINGS.get(class_type)
+            if cls is None:
+                return ()
+            try:
+                choices = _choice_inputs(cls.INPUT_TYPES())
+            except Exception as error:
+                warn_once(f"input-types:{class_type}", "cannot read the inputs of %s (%s)", class_type, error)
+                choices = {}
+            listing_sets = {t: set(names) for t, names in self._listings.items()}
+            self._combos[class_type] = tuple(
+                ComboInput(name, _rank_types(options, listing_sets)) for name, options in choices.items()
+            )
+        return self._combos[class_type]
+
+    def _resolve(self, value: str, combo: ComboInput) -> set[tuple[str, str]]:
+        name = normalise(value)
+        owners = self._owners.get(name)
+        if not owners:
+            if name in TAESD_VALUES:
+                return {("vae_approx", n) for n in self._listings.get("vae_approx", []) if _is_taesd_part(n, name)}
+            return set()
+        if len(owners) == 1:
+            return {(owners[0], name)}
+        scores = {t: score for t, score in combo.offered if t in owners}
+        if not scores:  # the input offered none of them: when unsure, count every candidate as used
+            return {(t, name) for t in owners}
+        best = max(scores.values())
+        return {(t, name) for t, score in scores.items() if score == best}
+
+    def _embeddings_in(self, text: str) -> set[tuple[str, str]]:
+        found = set()
+        for reference in EMBEDDING_REF.findall(text):
+            for name in self._embedding_keys.get(normalise(reference).rstrip(",").lower(), ()):
+                found.add(("embeddings", name))
+        return found
+
+
+def _choice_inputs(spec) -> dict[str, list[str]]:
+    """Input name -> offered strings, for inputs declared as a list (V1) or as "COMBO" with options (V1/V3)."""
+    choices = {}
+    for section in ("required", "optional"):
+        declared = spec.get(section) if isinstance(spec, dict) else None
+        for name, declaration in (declared or {}).items():
+            if not isinstance(declaration, (tuple, list)) or not declaration:
+                continue
+            kind = declaration[0]
+            if isinstance(kind, (list, tuple)):
+                options = kind
+            elif kind == "COMBO":
+                extra = declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
+                options = extra.get("options") or []
+            else:
+                continue
+            choices[name] = [normalise(o) for o in options if isinstance(o, str)]
+    return choices
+
+
+def _rank_types(options: list[str], listing_sets: dict[str, set[str]]) -> tuple[tuple[str, int], ...]:
+    offered = set(options)
+    scores = [(t, len(offered & names)) for t, names in listing_sets.items()]
+    return tuple(sorted(((t, s) for t, s in scores if s), key=lambda ts: -ts[1]))
+
+
+def _owners_by_name(listings: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    owners: dict[str, list[str]] = {}
+    for model_type, names in listings.items():
+        for name in names:
+            owners.setdefault(name, []).append(model_type)
+    return {name: tuple(types) for name, types in owners.items()}
+
+
+def _embedding_lookup(names: list[str]) -> dict[str, tuple[str, ...]]:
+    """Every spelling `embedding:X` may use for a file -> the files it can load.
+
+    ComfyUI tries X as given and with .safetensors/.pt/.bin, in every embeddings folder and all its
+    subfolders, so `embedding:foo` also finds `sub/foo.pt`. Matching is case-insensitive to stay
+    conservative on case-insensitive file systems.
+    """
+    lookup: dict[str, set[str]] = {}
+    for name in names:
+        spellings = {name, os.path.basename(name)}
+        for spelling in list(spellings):
+            stem, extension = os.path.splitext(spelling)
+            if extension.lower() in EMBEDDING_EXTENSIONS:
+                spellings.add(stem)
+        for spelling in spellings:
+            lookup.setdefault(spelling.lower(), set()).add(name)
+    return {key: tuple(sorted(files)) for key, files in lookup.items()}
+
+
+def _is_taesd_part(file_name: str, value: str) -> bool:
+    base = os.path.basename(file_name)
+    return base.startswith(f"{value}_encoder.") or base.startswith(f"{value}_decoder.")
+
+
+def _types_with_overlapping_dirs(dirs_by_type: dict[str, list[str]]) -> set[str]:
+    """Types sharing a directory, or with one directory inside another's: the same file under two types."""
+    real = [(t, os.path.realpath(d)) for t, dirs in dirs_by_type.items() for d in dirs]
+    overlapping = set()
+    for i, (type_a, dir_a) in enumerate(real):
+        for type_b, dir_b in real[i + 1 :]:
+            if type_a != type_b and (dir_a == dir_b or dir_a.startswith(dir_b + os.sep) or dir_b.startswith(dir_a + os.sep)):
+                overlapping |= {type_a, type_b}
+    return overlapping

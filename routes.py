@@ -1,0 +1,230 @@
+"""The HTTP API under /nodes-stats: validate the request, build the report off the event loop, answer JSON.
+
+Why a module of its own: it is the one place that knows HTTP. `register_routes` is the single table of
+every path. Handlers raise `ApiError` for bad input and one wrapper turns it into `{"error": ...}` with
+its status, so no handler carries its own try/except and no bad request ever becomes a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from functools import partial
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .logs import warn_once
+from .tracker import TIERS, Thresholds, UsageStore, model_report, package_report, usage_report
+from .writer import Writer
+
+MAX_QUERY_LENGTH = 200
+MAX_PAGE = 100_000
+COMPRESS_ABOVE_BYTES = 4096
+
+
+class ApiError(Exception):
+    """A request we refuse, with the status and a message that says what to change."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def register_routes(routes: web.RouteTableDef, api: "StatsApi") -> None:
+    """Every /nodes-stats route. ComfyUI serves each under /api/nodes-stats/... as well."""
+    routes.get("/nodes-stats/packages")(_json_route(api.packages))
+    routes.get("/nodes-stats/usage")(_json_route(api.usage))
+    routes.get("/nodes-stats/models")(_json_route(api.models))
+    routes.get("/nodes-stats/status")(_json_route(api.status))
+    routes.post("/nodes-stats/reset")(_json_route(api.reset))
+
+
+def _json_route(handler):
+    """Wrap a handler returning (data, headers) into an aiohttp handler with our error shape and headers."""
+
+    async def route(request: web.Request) -> web.Response:
+        try:
+            data, headers = await handler(request)
+            status = 200
+        except ApiError as error:
+            data, headers, status = {"error": error.message}, {}, error.status
+        except Exception as error:
+            warn_once(f"route:{request.path}", "%s failed (%s)", request.path, error, exc_info=True)
+            data, headers, status = {"error": f"internal error: {error}"}, {}, 500
+        body = await asyncio.get_running_loop().run_in_executor(None, _encode, data)
+        response = web.Response(body=body, status=status, content_type="application/json", headers=headers)
+        response.headers["Cache-Control"] = "no-store"
+        if len(body) > COMPRESS_ABOVE_BYTES:
+            response.enable_compression()
+        return response
+
+    route.__name__ = handler.__name__
+    return route
+
+
+def _encode(data) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class StatsApi:
+    """The handlers. Reports are computed in the default executor: SQLite and folder listings never block the loop."""
+
+    def __init__(self, writer: Writer, thresholds: Thresholds = Thresholds()):
+        self.writer = writer
+        self.thresholds = thresholds
+
+    async def packages(self, request: web.Request):
+        params = _query(request, {"status"})
+        statuses = _choices(params, "status", TIERS)
+        report = await self._off_loop(self._package_report)
+        return [p for p in report if not statuses or p["status"] in statuses], {}
+
+    async def usage(self, request: web.Request):
+        params = _query(request, {"package"})
+        report = await self._off_loop(self._usage_report)
+        package = params.get("package")
+        return [n for n in report if package is None or n["package"] == package], {}
+
+    async def models(self, request: web.Request):
+        params = _query(request, {"type", "status", "q", "offset", "limit"})
+        statuses = _choices(params, "status", TIERS)
+        types = _choices(params, "type", None)
+        text = _text(params, "q")
+        offset, limit = _integer(params, "offset", 0, 0, 10**9), _integer(params, "limit", MAX_PAGE, 1, MAX_PAGE)
+        report = await self._off_loop(self._model_report)
+        unknown = types - {section["model_type"] for section in report}
+        if unknown:
+            raise ApiError(400, f"unknown model type {sorted(unknown)[0]!r}; known: {', '.join(s['model_type'] for s in report)}")
+        filtered = [
+            (section["model_type"], model)
+            for section in report
+            if not types or section["model_type"] in types
+            for model in section["models"]
+            if (not statuses or model["status"] in statuses) and (not text or text in model["model_name"].lower())
+        ]
+        return _group_by_type(filtered[offset : offset + limit]), {"X-Total-Count": str(len(filtered))}
+
+    async def status(self, request: web.Request):
+        _query(request, set())
+        store = await self._ready_store()
+        recorded = await asyncio.get_running_loop().run_in_executor(None, store.prompt_count)
+        return {
+            "tracking": True,
+            "prompts_recorded": recorded,
+            "prompts_dropped": self.writer.dropped,
+            "prompts_queued": self.writer._queue.qsize(),
+        }, {}
+
+    async def reset(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("confirm") is not True:
+            raise ApiError(400, 'reset deletes every recorded statistic; send the JSON body {"confirm": true} to do it')
+        await self._ready_store()
+        await asyncio.wrap_future(self.writer.submit(UsageStore.reset))
+        return {"ok": True, "status": "ok"}, {}
+
+    # ---- reports (executor threads)
+
+    async def _off_loop(self, build):
+        store = await self._ready_store()
+        return await asyncio.get_running_loop().run_in_executor(None, partial(build, store))
+
+    async def _ready_store(self) -> UsageStore:
+        store = await asyncio.get_running_loop().run_in_executor(None, self.writer.wait_ready, 5.0)
+        if store is None:
+            raise ApiError(503, self.writer.unavailable or "usage stats are still starting; try again in a moment")
+        return store
+
+    def _package_report(self, store: UsageStore) -> list[dict]:
+        packages = self.writer.packages
+        installed = packages.installed()
+        first = store.package_first_installed()
+        self._note_first_sightings(packages=[p.name for p in installed if p.name not in first])
+        return package_report(store.node_rows(), installed, packages.packages_by_class(), first, store.now(), self.thresholds)
+
+    def _usage_report(self, store: UsageStore) -> list[dict]:
+        return usage_report(store.node_rows(), self.writer.packages.packages_by_class())
+
+    def _model_report(self, store: UsageStore) -> list[dict]:
+        models = self.writer.models
+        installed = models.installed()
+        first = store.model_first_installed()
+        self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
+        return model_report(store.model_rows(), installed, first, store.now(), models.same_file_keys(), self.thresholds)
+
+    def _note_first_sightings(self, packages=(), models=()) -> None:
+        """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
+        if packages or models:
+            self.writer.submit(lambda store: store.note_installed(packages, models))
+
+
+def _group_by_type(rows: list[tuple[str, dict]]) -> list[dict]:
+    sections: dict[str, list[dict]] = {}
+    for model_type, model in rows:
+        sections.setdefault(model_type, []).append(model)
+    return [{"model_type": t, "models": models} for t, models in sections.items()]
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+def _query(request: web.Request, allowed: set[str]) -> dict[str, str]:
+    """The query parameters, refusing names this route does not know (a typo should not pass silently)."""
+    unknown = sorted(set(request.query) - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise ApiError(400, f"unknown query parameter {unknown[0]!r}; this route takes: {known}")
+    return {name: request.query.get(name) for name in request.query}
+
+
+def _choices(params: dict[str, str], name: str, allowed: tuple[str, ...] | None) -> set[str]:
+    """A comma-separated parameter such as status=safe_to_remove,consider_removing."""
+    value = params.get(name)
+    if value is None:
+        return set()
+    chosen = {part.strip() for part in value.split(",") if part.strip()}
+    if not chosen or any(len(c) > MAX_QUERY_LENGTH or not re.fullmatch(r"[\w.\-]+", c) for c in chosen):
+        raise ApiError(400, f"{name} must be a comma-separated list of names")
+    bad = sorted(chosen - set(allowed)) if allowed is not None else []
+    if bad:
+        raise ApiError(400, f"unknown {name} {bad[0]!r}; use one of: {', '.join(allowed)}")
+    return chosen
+
+
+def _text(params: dict[str, str], name: str) -> str:
+    value = params.get(name) or ""
+    if len(value) > MAX_QUERY_LENGTH:
+        raise ApiError(400, f"{name} is longer than {MAX_QUERY_LENGTH} characters")
+    return value.lower()
+
+
+def _integer(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = params.get(name)
+    if value is None:
+        return default
+    if not re.fullmatch(r"\d{1,10}", value) or not low <= int(value) <= high:
+        raise ApiError(400, f"{name} must be a whole number from {low} to {high}")
+    return int(value)
+
+
+async def _json_body(request: web.Request):
+    if request.content_type != "application/json":
+        raise ApiError(415, "send the body as JSON with the header Content-Type: application/json")
+    try:
+        return json.loads(await request.text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"the body is not valid JSON ({error})") from None
+
+
+def _require_same_origin(request: web.Request) -> None:
+    """Refuse a browser request sent by another site: ComfyUI checks Origin only for loopback hosts."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return  # not a browser, or a same-origin GET-like navigation; curl and scripts send none
+    if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
+        raise ApiError(403, f"refused: this request comes from another site ({origin})")

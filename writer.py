@@ -1,0 +1,242 @@
+"""The on_prompt hook and the one thread that writes: prompts leave the event loop here and reach SQLite.
+
+Why a module of its own: the hook runs on ComfyUI's event loop before every prompt is even validated, so
+it must cost O(1) and can never fail; all real work (introspection, pack mapping, SQL) happens on one
+writer thread, in batches of one transaction each. Every other write (reset, first sightings, the legacy
+import) is a task on the same thread, so there is exactly one writer and SQLite never sees two.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable
+
+from .logs import log, warn_once
+from .mapper import ModelMapper, PackageMapper
+from .tracker import PromptUse, UsageStore
+
+QUEUE_SIZE = 10_000
+"""Prompts waiting for the writer; beyond this the hook drops (and counts) rather than block ComfyUI."""
+PENDING_LIMIT = 100_000
+"""Prompts the writer holds in memory while the database is locked by someone else."""
+IDLE_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 2.0
+_STOP = object()
+
+
+def database_path() -> str:
+    """`user/__nodes_stats/usage_stats.db`: a system-user folder that ComfyUI's /userdata API cannot reach."""
+    import folder_paths
+
+    if hasattr(folder_paths, "get_system_user_directory"):
+        folder = folder_paths.get_system_user_directory("nodes_stats")
+    else:  # ComfyUI before system users: a folder that is not a user id is unreachable all the same
+        folder = os.path.join(folder_paths.get_user_directory(), "__nodes_stats")
+    return os.path.join(folder, "usage_stats.db")
+
+
+def legacy_database_path() -> str:
+    """Where the older Node Stats extension kept its database (reachable through /userdata: we only read it)."""
+    import folder_paths
+
+    return os.path.join(folder_paths.get_user_directory(), "nodes_stats", "usage_stats.db")
+
+
+def open_store(clock: Callable[[], float] = time.time) -> UsageStore:
+    """Open our database; on its first creation, import an older Node Stats history if there is one."""
+    path, legacy = database_path(), legacy_database_path()
+    is_new = not os.path.exists(path)
+    store = UsageStore(path, clock)
+    if is_new and os.path.exists(legacy):
+        try:
+            store.import_legacy(legacy)
+        except sqlite3.Error as error:
+            warn_once("legacy-import", "could not import the old Node Stats history at %s (%s)", legacy, error)
+    return store
+
+
+class Writer:
+    """Owns the prompt queue, the writer thread and the store it writes to."""
+
+    def __init__(
+        self,
+        open_store: Callable[[], UsageStore],
+        packages: PackageMapper,
+        models: ModelMapper,
+        clock: Callable[[], float] = time.time,
+        queue_size: int = QUEUE_SIZE,
+    ):
+        self._open_store = open_store
+        self.packages = packages
+        self.models = models
+        self._clock = clock
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._accepting = True
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.store: UsageStore | None = None
+        self.unavailable: str | None = None
+        self.dropped = 0
+        self.written = 0
+
+    # ---- the hook (event loop)
+
+    def on_prompt(self, json_data):
+        """ComfyUI's on_prompt handler: enqueue the prompt and hand back exactly what came in."""
+        try:
+            if self._accepting:
+                prompt = json_data.get("prompt")
+                if isinstance(prompt, dict):
+                    self._queue.put_nowait((self._clock(), prompt))
+        except queue.Full:
+            self.dropped += 1
+            warn_once("queue-full", "the writer is behind; dropping prompts from the statistics (ComfyUI is unaffected)")
+        except Exception as error:  # a malformed request body: not ours to judge, and never ours to fail
+            warn_once("hook", "could not read a prompt (%s)", error)
+        return json_data
+
+    # ---- control (any thread)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="usage-stats-writer", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float) -> UsageStore | None:
+        """The store once it is open, or None if it could not be opened (see `unavailable`)."""
+        self._ready.wait(timeout)
+        return self.store
+
+    def submit(self, task: Callable[[UsageStore], object]) -> Future:
+        """Run `task(store)` on the writer thread after every prompt queued before it is written."""
+        future: Future = Future()
+        if not self._accepting:
+            future.set_exception(RuntimeError(self.unavailable or "the writer has stopped"))
+        else:
+            self._queue.put((task, future), timeout=5)
+        return future
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Block until everything queued so far is on disk."""
+        self.submit(lambda store: None).result(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued, close the database and end the thread (called at interpreter exit)."""
+        if self._thread is None or not self._thread.is_alive():
+            return
+        self._accepting = False
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            pass
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("[usage-stats] the writer did not finish within %.0f s; the last prompts may be missing", timeout)
+
+    # ---- the writer thread
+
+    def _run(self) -> None:
+        try:
+            self.store = self._open_store()
+        except Exception as error:
+            self._accepting = False
+            self.unavailable = f"the usage database could not be opened: {error}"
+            log.warning("[usage-stats] %s; tracking is off until ComfyUI restarts", self.unavailable)
+            return
+        finally:
+            self._ready.set()
+        try:
+            self._loop(self.store)
+        finally:
+            self.store.close()
+
+    def _loop(self, store: UsageStore) -> None:
+        pending: list[PromptUse] = []
+        backoff = 0.0
+        self._note_installed(store)
+        while True:
+            items = self._take(timeout=backoff or IDLE_SECONDS)
+            stop = _STOP in items
+            if items and self.models.refresh():  # before extracting: a model added just now must count
+                self._note_installed(store)
+            for item in items:
+                if item is _STOP:
+                    continue
+                if isinstance(item[1], Future):
+                    backoff = self._write(store, pending, backoff)
+                    _run_task(store, *item)
+                elif len(pending) < PENDING_LIMIT:
+                    pending.append(self._extract(*item))
+                else:
+                    self.dropped += 1
+                    warn_once("pending-full", "the database stayed locked too long; dropping prompts beyond %d", PENDING_LIMIT)
+            backoff = self._write(store, pending, backoff)
+            if stop:
+                return
+
+    def _take(self, timeout: float) -> list:
+        """Wait for one item, then take whatever else is already queued: a burst becomes one batch."""
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(items) < QUEUE_SIZE:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _write(self, store: UsageStore, pending: list[PromptUse], backoff: float) -> float:
+        """Store the pending prompts in one transaction; returns the next backoff (0 once written).
+
+        While another process holds the write lock the prompts stay in memory and the writer retries,
+        waiting longer each time: nothing is lost and nothing waits on the event loop.
+        """
+        if not pending:
+            return backoff
+        try:
+            self.written += store.record(pending)
+        except sqlite3.OperationalError as error:
+            warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)
+            return min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
+        pending.clear()
+        return 0.0
+
+    def _extract(self, ts: float, prompt: dict) -> PromptUse:
+        """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
+        nodes: dict[str, str] = {}
+        models: set = set()
+        try:
+            for node in list(prompt.values()):
+                class_type = node.get("class_type") if isinstance(node, dict) else None
+                if isinstance(class_type, str) and class_type not in nodes:
+                    nodes[class_type] = self.packages.package_of(class_type)
+            models = self.models.models_in(prompt)
+        except Exception as error:
+            warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
+        return PromptUse(int(ts), nodes, frozenset(models))
+
+    def _note_installed(self, store: UsageStore) -> None:
+        """Record first sightings of what is installed now, so never-used items age from today, not earlier."""
+        try:
+            installed = self.models.installed()
+            store.note_installed(
+                packages=[p.name for p in self.packages.installed()],
+                models=[(t, n) for t, names in installed.items() for n in names],
+            )
+        except Exception as error:
+            warn_once("inventory", "could not take the inventory of installed items (%s)", error, exc_info=True)
+
+
+def _run_task(store: UsageStore, task: Callable[[UsageStore], object], future: Future) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(task(store))
+    except BaseException as error:
+        future.set_exception(error)
