@@ -138,14 +138,25 @@ def open_database(path: str, clock: Callable[[], float] = time.time) -> sqlite3.
     try:
         return _connect_and_migrate(path)
     except sqlite3.DatabaseError as error:
-        if not os.path.exists(path) or "newer than this extension" in str(error):
-            raise
+        if not _is_corrupt(error) or not os.path.isfile(path):
+            raise  # e.g. SQLITE_CANTOPEN on a path we may not use: not the file's fault, never move it
         aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(clock()))}"
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(path + suffix):
                 os.replace(path + suffix, aside + suffix)
         log.warning("[usage-stats] the database could not be read (%s); moved it aside to %s", error, aside)
         return _connect_and_migrate(path)
+
+
+CORRUPT_ERRORS = frozenset({"SQLITE_NOTADB", "SQLITE_CORRUPT"})
+
+
+def _is_corrupt(error: sqlite3.DatabaseError) -> bool:
+    """Only a file SQLite read and rejected is corrupt; OperationalError (cannot open, locked, I/O) is not."""
+    name = getattr(error, "sqlite_errorname", None)
+    if name is not None:
+        return name.startswith(tuple(CORRUPT_ERRORS))
+    return type(error) is sqlite3.DatabaseError and "newer than this extension" not in str(error)
 
 
 def _connect_and_migrate(path: str) -> sqlite3.Connection:
