@@ -204,8 +204,29 @@ class Writer:
         except sqlite3.OperationalError as error:
             warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)
             return min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
+        except Exception as error:  # one unstorable prompt (e.g. a lone surrogate in a class_type)
+            warn_once("unstorable", "could not store a prompt (%s); skipping it", error)
+            try:
+                self._write_one_by_one(store, pending)
+            except sqlite3.OperationalError as error:
+                warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)
+                return min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
         pending.clear()
         return 0.0
+
+    def _write_one_by_one(self, store: UsageStore, pending: list[PromptUse]) -> None:
+        """Store what can be stored of a batch that failed as a whole; drop (and count) only the bad prompts.
+
+        Handled prompts leave `pending` as they go, so a busy database (raised to the caller) retries the rest.
+        """
+        while pending:
+            try:
+                self.written += store.record(pending[:1])
+            except sqlite3.OperationalError:
+                raise
+            except Exception:
+                self.dropped += 1
+            del pending[0]
 
     def _extract(self, ts: float, prompt: dict) -> PromptUse:
         """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
