@@ -1,0 +1,195 @@
+"""The store and the rules: schema and migrations, writes, honest aging, tiers, reports, legacy import."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from usage_stats import tracker
+from usage_stats.tracker import DAY, InstalledPackage, PromptUse, UsageStore, classify, model_report, package_report
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture
+def store(tmp_path):
+    clock = {"now": NOW}
+    db = UsageStore(str(tmp_path / "usage_stats.db"), clock=lambda: clock["now"])
+    db.clock_state = clock
+    yield db
+    db.close()
+
+
+def use(ts, nodes=None, models=()):
+    return PromptUse(ts, nodes or {}, frozenset(models))
+
+
+# ---- schema
+
+
+def test_a_new_database_is_at_the_latest_schema_version_in_wal_mode(store):
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(tracker.MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failing_migration_rolls_back_and_stays_pending(tmp_path, monkeypatch):
+    def broken(db):
+        db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tracker, "MIGRATIONS", [*tracker.MIGRATIONS, broken])
+    with pytest.raises(RuntimeError):
+        tracker.open_database(str(tmp_path / "db.sqlite"))
+    db = sqlite3.connect(tmp_path / "db.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(tracker.MIGRATIONS) - 1
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
+
+
+def test_rerunning_migrations_applies_each_once(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    tracker.open_database(path).close()
+    db = tracker.open_database(path)
+    assert tracker.migrate(db) == len(tracker.MIGRATIONS)
+
+
+def test_a_database_from_a_newer_extension_is_refused_not_moved_aside(tmp_path):
+    path = tmp_path / "db.sqlite"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {len(tracker.MIGRATIONS) + 1}")
+    with pytest.raises(sqlite3.DatabaseError, match="newer"):
+        tracker.open_database(str(path))
+    assert path.exists() and not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_corrupt_file_is_moved_aside_and_a_fresh_database_created(tmp_path, caplog):
+    path = tmp_path / "usage_stats.db"
+    path.write_bytes(b"this is not a database" * 100)
+    db = tracker.open_database(str(path), clock=lambda: NOW)
+    assert db.execute("SELECT COUNT(*) FROM node_usage").fetchone() == (0,)
+    aside = list(tmp_path.glob("usage_stats.db.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
+    assert "moved it aside" in caplog.text
+
+
+# ---- writes
+
+
+def test_record_counts_each_prompt_and_keeps_first_and_last_seen(store):
+    store.record([use(NOW - 10, {"KSampler": "__builtin__"}, [("checkpoints", "a.safetensors")])])
+    store.record([use(NOW, {"KSampler": "__builtin__"}, [("checkpoints", "a.safetensors")]), use(NOW - 20, {"KSampler": "__builtin__"})])
+    assert store.node_rows() == [("KSampler", "__builtin__", 3, NOW - 20, NOW)]
+    assert store.model_rows() == [("checkpoints", "a.safetensors", 2, NOW - 10, NOW)]
+    assert store.prompt_count() == 3
+
+
+def test_first_sightings_are_never_moved_later(store):
+    store.note_installed(packages=["Pack"], models=[("vae", "v.safetensors")])
+    store.clock_state["now"] = NOW + 50 * DAY
+    store.note_installed(packages=["Pack"], models=[("vae", "v.safetensors")])
+    assert store.package_first_installed() == {"Pack": NOW}
+    assert store.model_first_installed() == {("vae", "v.safetensors"): NOW}
+
+
+def test_reset_clears_usage_models_and_sightings(store):
+    store.record([use(NOW, {"KSampler": "__builtin__"}, [("vae", "v.safetensors")])])
+    store.note_installed(packages=["Pack"], models=[("vae", "v.safetensors")])
+    store.reset()
+    assert (store.node_rows(), store.model_rows(), store.prompt_count()) == ([], [], 0)
+    assert (store.package_first_installed(), store.model_first_installed()) == ({}, {})
+
+
+def test_a_legacy_node_stats_database_is_imported_once(store, tmp_path):
+    legacy = tmp_path / "legacy.db"
+    with sqlite3.connect(legacy) as db:
+        db.executescript("""
+            CREATE TABLE node_usage (class_type TEXT PRIMARY KEY, package TEXT, count INTEGER, first_seen TEXT, last_seen TEXT);
+            CREATE TABLE prompt_log (id INTEGER PRIMARY KEY, timestamp TEXT, class_types TEXT);
+            INSERT INTO node_usage VALUES ('KSampler', '__builtin__', 4, '2026-01-01T00:00:00+00:00', '2026-02-01T00:00:00+00:00');
+            INSERT INTO node_usage VALUES ('Broken', NULL, 1, 'not a date', 'x');
+            INSERT INTO prompt_log VALUES (1, '2026-02-01T00:00:00+00:00', '[]');
+        """)
+    store.record([use(NOW, {"KSampler": "__builtin__"})])
+    assert store.import_legacy(str(legacy)) is True
+    assert store.import_legacy(str(legacy)) is False
+    (row,) = store.node_rows()
+    assert row[:3] == ("KSampler", "__builtin__", 5) and tracker.iso(row[3]) == "2026-01-01T00:00:00+00:00"
+    assert store.prompt_count() == 2
+
+
+# ---- tiers
+
+
+@pytest.mark.parametrize(
+    "last_used, first_installed, installed, cap, expected",
+    [
+        (NOW - 1 * DAY, NOW - 400 * DAY, True, None, "used"),
+        (NOW - 45 * DAY, NOW - 400 * DAY, True, None, "consider_removing"),
+        (NOW - 61 * DAY, NOW - 400 * DAY, True, None, "safe_to_remove"),
+        (None, NOW - 1 * DAY, True, None, "unused_new"),
+        (None, NOW - 45 * DAY, True, None, "consider_removing"),
+        (None, NOW - 90 * DAY, True, None, "safe_to_remove"),
+        (None, None, True, None, "unused_new"),  # never seen installed before: its clock starts now
+        (NOW - 90 * DAY, NOW - 400 * DAY, False, None, "uninstalled"),
+        (None, NOW - 90 * DAY, True, "unused_new", "unused_new"),
+        (None, NOW - 90 * DAY, True, "consider_removing", "consider_removing"),
+        (NOW - 1 * DAY, NOW - 90 * DAY, True, "unused_new", "used"),  # a cap never makes an item look less used
+    ],
+)
+def test_classify(last_used, first_installed, installed, cap, expected):
+    assert classify(last_used, first_installed, NOW, installed=installed, cap=cap) == expected
+
+
+def test_a_pack_first_seen_today_is_new_even_when_the_log_holds_old_prompts():
+    rows = [("OldNode", "OldPack", 3, NOW - 90 * DAY, NOW - 90 * DAY)]
+    packs = [InstalledPackage("NewPack", ["NewNode"]), InstalledPackage("OldPack", ["OldNode"])]
+    report = {p["package"]: p for p in package_report(rows, packs, {"OldNode": "OldPack"}, {"NewPack": NOW}, NOW)}
+    assert report["NewPack"]["status"] == "unused_new"
+    assert report["OldPack"]["status"] == "safe_to_remove"
+
+
+def test_packs_whose_use_cannot_be_observed_are_never_suggested_for_removal():
+    long_ago = NOW - 400 * DAY
+    packs = [
+        InstalledPackage("FrontendOnly"),
+        InstalledPackage("Disabled", disabled=True),
+        InstalledPackage("Broken", import_failed=True),
+        InstalledPackage("ComfyUI-Manager", ["ManagerNode"], protected=True),
+    ]
+    first = {p.name: long_ago for p in packs}
+    report = {p["package"]: p for p in package_report([], packs, {}, first, NOW)}
+    assert report["FrontendOnly"]["status"] == "unused_new" and report["FrontendOnly"]["frontend_only"]
+    assert report["Disabled"]["status"] == "consider_removing" and not report["Disabled"]["installed"]
+    assert report["Broken"]["status"] == "consider_removing" and report["Broken"]["import_failed"]
+    assert report["ComfyUI-Manager"]["status"] == "unused_new"
+    assert all(p["reasons"] for p in report.values())
+
+
+def test_history_of_a_missing_pack_is_credited_to_it_once_it_is_installed_again():
+    rows = [("FooNode", "__unknown__", 2, NOW - DAY, NOW - DAY)]
+    report = package_report(rows, [InstalledPackage("Foo", ["FooNode"])], {"FooNode": "Foo"}, {"Foo": NOW}, NOW)
+    assert [(p["package"], p["total_executions"], p["status"]) for p in report] == [("Foo", 2, "used")]
+
+
+def test_model_report_lists_installed_and_used_models_by_type():
+    rows = [("checkpoints", "a.safetensors", 2, NOW - DAY, NOW - DAY), ("vae", "gone.safetensors", 1, NOW - DAY, NOW - DAY)]
+    installed = {"checkpoints": ["a.safetensors", "b.safetensors"], "vae": []}
+    report = model_report(rows, installed, {("checkpoints", "b.safetensors"): NOW - 90 * DAY}, NOW)
+    flat = {(s["model_type"], m["model_name"]): m["status"] for s in report for m in s["models"]}
+    assert flat == {("checkpoints", "a.safetensors"): "used", ("checkpoints", "b.safetensors"): "safe_to_remove",
+                    ("vae", "gone.safetensors"): "uninstalled"}
+
+
+def test_the_same_file_under_two_types_is_used_when_either_name_is():
+    rows = [("checkpoints", "m.safetensors", 1, NOW - DAY, NOW - DAY)]
+    installed = {"checkpoints": ["m.safetensors"], "ipadapter": ["m.safetensors"]}
+    same = {("checkpoints", "m.safetensors"): "/models/m.safetensors", ("ipadapter", "m.safetensors"): "/models/m.safetensors"}
+    first = {("ipadapter", "m.safetensors"): NOW - 90 * DAY}
+    report = model_report(rows, installed, first, NOW, same_file=same)
+    assert {m["status"] for s in report for m in s["models"]} == {"used"}
+
+
+def test_preview_decoders_are_never_suggested_for_removal():
+    report = model_report([], {"vae_approx": ["taesd_decoder.pth"]}, {("vae_approx", "taesd_decoder.pth"): NOW - 400 * DAY}, NOW)
+    (model,) = report[0]["models"]
+    assert model["status"] == "unused_new" and model["reasons"]
