@@ -1,0 +1,129 @@
+"""The hook and the writer thread: O(1) enqueue, exact counting, batching, exit flush, degraded modes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from comfyui import place_file
+from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.tracker import UsageStore
+from usage_stats.writer import Writer
+
+
+@pytest.fixture
+def writer(fake_comfy):
+    place_file(fake_comfy.models / "checkpoints" / "a.safetensors")
+    path = str(fake_comfy.base / "usage_stats.db")
+    w = Writer(lambda: UsageStore(path), PackageMapper(own_pack="usage-stats"), ModelMapper())
+    w.start()
+    assert w.wait_ready(5) is not None
+    yield w
+    w.stop()
+
+
+def prompt_using(ckpt="a.safetensors"):
+    return {"prompt": {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["1", 1]}},
+    }}
+
+
+def test_the_hook_returns_exactly_what_it_got(writer):
+    for json_data in (prompt_using(), {}, {"prompt": "not a dict"}, [], None, "junk", {"prompt": {"1": None}}):
+        assert writer.on_prompt(json_data) is json_data
+
+
+def test_a_class_type_or_model_used_twice_in_one_prompt_counts_once(writer):
+    writer.on_prompt(prompt_using())
+    writer.flush()
+    assert sorted((ct, count) for ct, _, count, *_ in writer.store.node_rows()) == [("CLIPTextEncode", 1), ("CheckpointLoaderSimple", 1)]
+    assert [(t, n, c) for t, n, c, *_ in writer.store.model_rows()] == [("checkpoints", "a.safetensors", 1)]
+
+
+def test_a_burst_is_written_completely(writer):
+    for _ in range(3000):
+        writer.on_prompt(prompt_using())
+    writer.flush(timeout=30)
+    assert writer.store.prompt_count() == 3000
+    assert writer.dropped == 0
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(fake_comfy):
+    w = Writer(lambda: UsageStore(str(fake_comfy.base / "db")), PackageMapper("x"), ModelMapper(), queue_size=5)
+    for _ in range(8):  # the writer thread is not started: nothing drains the queue
+        w.on_prompt(prompt_using())
+    assert w.dropped == 3
+
+
+def test_queued_prompts_are_written_when_the_writer_stops(fake_comfy):
+    path = str(fake_comfy.base / "usage_stats.db")
+    w = Writer(lambda: UsageStore(path), PackageMapper("x"), ModelMapper())
+    w.start()
+    for _ in range(50):
+        w.on_prompt(prompt_using())
+    w.stop()
+    reopened = UsageStore(path)
+    assert reopened.prompt_count() == 50
+    reopened.close()
+
+
+def test_a_database_that_cannot_be_opened_turns_tracking_off_with_one_line(fake_comfy, caplog):
+    def unopenable():
+        raise PermissionError("read-only file system")
+
+    w = Writer(unopenable, PackageMapper("x"), ModelMapper())
+    w.start()
+    assert w.wait_ready(5) is None
+    assert "read-only file system" in w.unavailable
+    json_data = prompt_using()
+    assert w.on_prompt(json_data) is json_data
+    assert caplog.text.count("[usage-stats]") == 1
+
+
+def test_items_installed_at_start_are_noted_as_first_seen(writer):
+    writer.flush()
+    assert ("checkpoints", "a.safetensors") in writer.store.model_first_installed()
+
+
+# ---- wiring
+
+
+def load_as_comfyui_does(name: str):
+    """Import the checkout's __init__.py by file location, as nodes.load_custom_node does."""
+    repo = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location(name, repo / "__init__.py", submodule_search_locations=[str(repo)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_importing_the_extension_registers_the_hook_and_every_route(fake_comfy, monkeypatch):
+    import server
+
+    prompt_server = server.PromptServer()
+    package = load_as_comfyui_does("wired_pack")
+    try:
+        assert package.WEB_DIRECTORY == "./js" and package.NODE_CLASS_MAPPINGS == {}
+        assert len(prompt_server.on_prompt_handlers) == 1
+        json_data = prompt_using()
+        assert prompt_server.trigger_on_prompt(json_data) is json_data
+        paths = {route.path for route in prompt_server.routes}
+        assert {"/nodes-stats/packages", "/nodes-stats/usage", "/nodes-stats/models", "/nodes-stats/reset"} <= paths
+    finally:
+        prompt_server.on_prompt_handlers[0].__self__.stop()
+        server.PromptServer.instance = None
+
+
+def test_importing_outside_comfyui_does_not_raise(monkeypatch, caplog):
+    import server
+
+    monkeypatch.setattr(server.PromptServer, "instance", None)
+    package = load_as_comfyui_does("unwired_pack")
+    assert package.NODE_CLASS_MAPPINGS == {}
+    assert "not tracking" in caplog.text
