@@ -1,0 +1,78 @@
+/** Tier names, their order on screen (most actionable first) and how dates and model types read. */
+
+export const TIERS = ["safe_to_remove", "consider_removing", "unused_new", "used", "uninstalled"];
+
+export const TIER_LABELS = {
+  safe_to_remove: "Safe to remove",
+  consider_removing: "Consider removing",
+  unused_new: "Unused < 1 month",
+  used: "Used",
+  uninstalled: "Uninstalled",
+};
+
+export const COUNT_TOOLTIP = "prompts that used it";
+
+const MODEL_TYPE_TITLES = {
+  checkpoints: "Checkpoints",
+  vae: "VAE",
+  vae_approx: "VAE approx",
+  controlnet: "ControlNet",
+  text_encoders: "Text encoders",
+  diffusion_models: "Diffusion models",
+  upscale_models: "Upscale models",
+  embeddings: "Embeddings",
+  clip_vision: "CLIP vision",
+  style_models: "Style models",
+  gligen: "GLIGEN",
+  hypernetworks: "Hypernetworks",
+  photomaker: "PhotoMaker",
+  model_patches: "Model patches",
+  audio_encoders: "Audio encoders",
+};
+
+/** "diffusion_models" -> "Diffusion models"; unknown keys are title-cased ("my_type" -> "My type"). */
+export function modelTypeTitle(key) {
+  if (MODEL_TYPE_TITLES[key]) return MODEL_TYPE_TITLES[key];
+  const words = String(key).replace(/[_-]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+export function tierRank(status) {
+  const rank = TIERS.indexOf(status);
+  return rank === -1 ? TIERS.length : rank;
+}
+
+const UNITS = [
+  ["year", 365 * 24 * 3600],
+  ["month", 30 * 24 * 3600],
+  ["week", 7 * 24 * 3600],
+  ["day", 24 * 3600],
+  ["hour", 3600],
+  ["minute", 60],
+];
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+/** "3 days ago", "just now" or "never"; the exact time belongs in a title (see exactTime). */
+export function relativeTime(iso, now = Date.now()) {
+  if (!iso) return "never";
+  const seconds = (new Date(iso).getTime() - now) / 1000;
+  if (Number.isNaN(seconds)) return "unknown";
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(seconds) >= size) return relative.format(Math.round(seconds / size), unit);
+  }
+  return "just now";
+}
+
+export function exactTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : "never used";
+}
+
+/** "sdxl/base.safetensors" -> { folder: "sdxl/", file: "base.safetensors" } (either separator). */
+export function splitModelPath(name) {
+  const cut = Math.max(name.lastIndexOf("/"), name.lastIndexOf("\\")) + 1;
+  return { folder: name.slice(0, cut), file: name.slice(cut) };
+}
+
+export function plural(count, word) {
+  return `${count.toLocaleString()} ${word}${count === 1 ? "" : "s"}`;
+}
