@@ -1,0 +1,43 @@
+"""The README documents every route and the two set-up commands; CI runs the README's test command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from usage_stats.routes import StatsApi, register_routes
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+
+
+class RecordingRoutes:
+    def __init__(self):
+        self.paths = []
+
+    def get(self, path):
+        self.paths.append(("GET", path))
+        return lambda handler: handler
+
+    def post(self, path):
+        self.paths.append(("POST", path))
+        return lambda handler: handler
+
+
+def registered_routes():
+    routes = RecordingRoutes()
+    register_routes(routes, StatsApi(writer=None))
+    return routes.paths
+
+
+@pytest.mark.parametrize("method, path", registered_routes())
+def test_every_route_is_documented_in_the_readme(method, path):
+    assert f"`{method} {path}" in README
+
+
+def test_ci_runs_the_test_command_the_readme_gives():
+    commands = re.findall(r"^(scripts/\w+)\s+#", README, flags=re.M)
+    assert commands == ["scripts/sandbox", "scripts/test"]
+    assert (REPO / ".ci" / "run").read_text().strip().endswith("scripts/test")
