@@ -115,11 +115,11 @@ def _loaded_packs() -> set[str]:
 
 
 def _packs_on_disk() -> Iterable[tuple[str, str]]:
-    """(name, 'present' | 'disabled' | 'failed'-candidate) for entries ComfyUI would try, skip or has disabled.
+    """(name, "disabled" | "failed") for every pack entry in the custom_nodes folders.
 
     ComfyUI skips `__pycache__`, non-.py files and any name ending in `.disabled` (which also covers
     ComfyUI-Manager's `custom_nodes/.disabled/` folder, whose entries may carry an `@version` suffix).
-    An entry ComfyUI tried but did not load failed to import.
+    Any other entry is "failed" unless the caller finds it among the loaded packs.
     """
     skipped_by_flag = _skipped_by_disable_all_flag()
     for directory in _custom_node_dirs():
