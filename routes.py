@@ -22,6 +22,8 @@ from .writer import Writer
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 100_000
 COMPRESS_ABOVE_BYTES = 4096
+MAX_BODY_BYTES = 64 * 1024
+"""Every body this API takes is a few bytes of JSON; a larger one is refused before it is parsed."""
 
 
 class ApiError(Exception):
@@ -215,9 +217,19 @@ def _integer(params: dict[str, str], name: str, default: int, low: int, high: in
 async def _json_body(request: web.Request):
     if request.content_type != "application/json":
         raise ApiError(415, "send the body as JSON with the header Content-Type: application/json")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(await request.text())
-    except (ValueError, UnicodeDecodeError) as error:
+        text = await request.text()
+    except web.HTTPException as error:  # e.g. over ComfyUI's upload size limit
+        raise ApiError(error.status, f"could not read the body ({error.reason})") from None
+    except (UnicodeDecodeError, LookupError) as error:  # not UTF-8, or an unknown charset
+        raise ApiError(400, f"the body is not valid JSON ({error})") from None
+    if len(text) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
         raise ApiError(400, f"the body is not valid JSON ({error})") from None
 
 
@@ -226,5 +238,9 @@ def _require_same_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         return  # not a browser, or a same-origin GET-like navigation; curl and scripts send none
-    if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:  # e.g. "http://[::1": not an origin any page of ours sends
+        netloc = None
+    if origin == "null" or netloc != request.host.lower():
         raise ApiError(403, f"refused: this request comes from another site ({origin})")
