@@ -28,6 +28,8 @@ TAESD_VALUES = frozenset({"taesd", "taesdxl", "taesd3", "taef1"})
 EMBEDDING_REF = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
 """`embedding:NAME` at a word start; a weight such as `(embedding:NAME:1.2)` is not part of NAME."""
 EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")
+RESOLVED_CACHE_SIZE = 50_000
+"""Distinct (class, input, value) choices remembered between listing changes; beyond this the memo restarts."""
 
 
 def normalise(name: str) -> str:
@@ -184,6 +186,8 @@ class ModelMapper:
         self._owners: dict[str, tuple[str, ...]] = {}
         self._embedding_keys: dict[str, tuple[str, ...]] = {}
         self._combos: dict[str, tuple[ComboInput, ...]] = {}
+        self._combo_maps: dict[str, dict[str, ComboInput]] = {}
+        self._resolved: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
         self._lock = threading.RLock()  # the writer extracts while route threads list
 
     def tracked_types(self) -> list[str]:
@@ -224,6 +228,8 @@ class ModelMapper:
         self._owners = _owners_by_name(listings)
         self._embedding_keys = _embedding_lookup(listings.get("embeddings", []))
         self._combos.clear()  # choices may now point at other types
+        self._combo_maps.clear()
+        self._resolved.clear()
         return True
 
     def models_in(self, prompt: dict) -> set[tuple[str, str]]:
@@ -239,12 +245,17 @@ class ModelMapper:
             inputs = node.get("inputs")
             if not isinstance(inputs, dict):
                 continue
-            combos = {c.name: c for c in self._combo_inputs(node["class_type"])}
+            class_type = node["class_type"]
+            combos = self._combo_maps.get(class_type)
+            if combos is None:
+                combos = {c.name: c for c in self._combo_inputs(class_type)}
+                if class_type in self._combos:  # only a known class's inputs are final until the next refresh
+                    self._combo_maps[class_type] = combos
             for input_name, value in inputs.items():
                 if not isinstance(value, str):
                     continue  # a link [node_id, slot] or a number
                 if input_name in combos:
-                    found |= self._resolve(value, combos[input_name])
+                    found |= self._resolve_cached(class_type, input_name, value, combos[input_name])
                 if "embedding:" in value:
                     found |= self._embeddings_in(value)
         return found
@@ -283,6 +294,16 @@ class ModelMapper:
                 ComboInput(name, _rank_types(options, listing_sets)) for name, options in choices.items()
             )
         return self._combos[class_type]
+
+    def _resolve_cached(self, class_type: str, input_name: str, value: str, combo: ComboInput) -> set[tuple[str, str]]:
+        """_resolve, remembered until the next listing change: most prompts pick the same few files again."""
+        key = (class_type, input_name, value)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            if len(self._resolved) >= RESOLVED_CACHE_SIZE:
+                self._resolved.clear()
+            resolved = self._resolved[key] = self._resolve(value, combo)
+        return resolved
 
     def _resolve(self, value: str, combo: ComboInput) -> set[tuple[str, str]]:
         name = normalise(value)
