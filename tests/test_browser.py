@@ -1,0 +1,274 @@
+"""The Usage Stats UI in a real browser on a real ComfyUI: what a user sees and can do.
+
+One server per test class (a start costs ~12 s): the class's tests build on the prompts its earlier
+tests queued from the browser, and reset runs last.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TAB_BUTTON, UsageStatsPage, seed_base
+from comfyui import ComfyServer, place_file
+
+pytestmark = pytest.mark.browser
+
+TEMPLATES = ["controlnet_example.json", "flux_dev_full_text_to_image.json", "sdxl_revision_text_prompts.json"]
+TIER_ORDER = ["safe_to_remove", "consider_removing", "unused_new", "used", "uninstalled"]
+XSS_MODEL = "<img src=x onerror=alert(1)>.safetensors"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def template(name: str) -> dict:
+    import comfyui_workflow_templates_media_image as package
+
+    return json.loads((Path(package.__file__).parent / "templates" / name).read_text())
+
+
+def declared_models(workflow: dict) -> set[tuple[str, str]]:
+    """(directory, file) of every model the workflow's nodes declare, LoRAs excepted (not tracked)."""
+    return {
+        (model["directory"], model["name"])
+        for node in workflow["nodes"]
+        for model in (node.get("properties") or {}).get("models", [])
+        if model["directory"] != "loras"
+    }
+
+
+def demo_workflow(node_type: str) -> dict:
+    node = {"id": 1, "type": node_type, "pos": [200, 200], "size": [300, 80], "flags": {}, "order": 0, "mode": 0,
+            "inputs": [], "outputs": [], "properties": {}, "widgets_values": ["hello"]}
+    return {"last_node_id": 1, "last_link_id": 0, "nodes": [node], "links": [], "groups": [], "config": {},
+            "extra": {}, "version": 0.4}
+
+
+def wait_idle(server: ComfyServer) -> None:
+    """Until ComfyUI has run (or failed) everything queued, so no late error dialog covers the page."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        queue = server.get("/queue")
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"ComfyUI still busy: {queue}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="class")
+def server(tmp_path_factory):
+    base = seed_base(tmp_path_factory.mktemp("comfyui"))
+    for workflow in map(template, TEMPLATES):
+        for directory, name in declared_models(workflow):
+            place_file(base / "models" / directory / name)
+        for node in workflow["nodes"]:
+            if node["type"] == "LoadImage":
+                place_file(base / "input" / node["widgets_values"][0])
+    place_file(base / "models" / "checkpoints" / XSS_MODEL)
+    place_file(base / "models" / "checkpoints" / "sdxl" / "never_used.safetensors")
+    with ComfyServer(base) as running:
+        yield running
+
+
+@pytest.fixture
+def ui(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    stats = UsageStatsPage(page, server.url)
+    stats.native_dialogs = dialogs
+    yield stats
+    context.close()
+
+
+class TestUsageStatsTab:
+    def test_opens_from_its_sidebar_button(self, ui):
+        button = ui.page.locator(TAB_BUTTON)
+        expect(button).to_have_attribute("aria-label", re.compile("^Usage Stats"))
+        button.click()
+        ui.wait_ready()
+        expect(ui.page.get_by_test_id("usage-stats-tab-nodes")).to_have_attribute("aria-selected", "true")
+
+    def test_shows_the_empty_state_before_any_prompt(self, ui):
+        ui.open()
+        expect(ui.page.get_by_test_id("usage-stats-empty")).to_contain_text("No prompts recorded yet — run a workflow")
+
+    def test_keybinding_opens_the_tab_and_never_closes_it(self, ui):
+        expect(ui.panel).to_be_hidden()
+        ui.page.keyboard.press("Alt+u")
+        ui.wait_ready()
+        ui.page.keyboard.press("Alt+u")
+        expect(ui.panel).to_be_visible()
+        assert ui.page.evaluate("window.app.extensionManager.sidebarTab.activeSidebarTabId") == "usage-stats"
+
+    def test_real_template_workflows_queued_from_the_ui_show_every_declared_model_as_used(self, ui, server):
+        workflows = [template(name) for name in TEMPLATES]
+        for workflow in workflows:
+            ui.queue_workflow(workflow)
+        ui.queue_workflow(demo_workflow("DemoOutput"))
+        server.wait_recorded(len(workflows) + 1, timeout=60)
+        wait_idle(server)
+        ui.page.keyboard.press("Escape")  # an execution error dialog (1-byte models) may be showing
+        ui.open()
+        ui.refresh()
+        ui.show("models")
+        for directory, name in sorted(set().union(*map(declared_models, workflows))):
+            row = ui.section(f"models-{directory}").locator(f"[data-testid='usage-stats-model-row'][data-model='{name}']")
+            expect(row).to_have_attribute("data-status", "used")
+            expect(row.locator(".usage-stats-count")).to_have_attribute("title", "1 prompts that used it")
+
+    def test_models_tab_has_readable_sections_sorted_by_tier_then_name(self, ui):
+        ui.open()
+        ui.show("models")
+        for key, title in [("checkpoints", "Checkpoints"), ("vae", "VAE"), ("controlnet", "ControlNet"),
+                           ("text_encoders", "Text encoders"), ("diffusion_models", "Diffusion models"),
+                           ("clip_vision", "CLIP vision")]:
+            expect(ui.section(f"models-{key}").locator(".usage-stats-section-title")).to_have_text(title)
+        rows = ui.section("models-checkpoints").get_by_test_id("usage-stats-model-row").evaluate_all(
+            "rows => rows.map(r => [r.dataset.status, r.dataset.model.toLowerCase()])")
+        assert rows == sorted(rows, key=lambda row: (TIER_ORDER.index(row[0]), row[1])), rows
+        assert [status for status, _ in rows] == ["unused_new", "unused_new", "used", "used"]
+        nested = ui.panel.locator("[data-model='sdxl/never_used.safetensors']")
+        expect(nested.locator(".usage-stats-folder")).to_have_text("sdxl/")
+        expect(nested.locator(".usage-stats-file")).to_have_text("never_used.safetensors")
+        expect(ui.badge("used").locator(".usage-stats-badge-count")).not_to_have_text("0")
+
+    def test_nodes_tab_shows_packs_by_tier_and_a_pack_opens_to_its_nodes(self, ui):
+        ui.open()
+        ui.show("nodes")
+        demo = ui.package_row("usage-stats-demo-pack")
+        expect(demo).to_have_attribute("data-status", "used")
+        expect(demo).to_contain_text("1 prompt")
+        expect(demo).to_contain_text("1/2 nodes")
+        expect(ui.package_row("usage-stats-idle-pack")).to_have_attribute("data-status", "unused_new")
+        expect(ui.section("nodes-used").locator(".usage-stats-section-title")).to_have_text("Used")
+        expect(ui.section("nodes-unused_new").locator(".usage-stats-section-title")).to_have_text("Unused < 1 month")
+        expect(ui.package_row("comfyui-usage-stats").locator("[data-flag='protected']")).to_have_text("protected")
+        demo.click()
+        expect(demo).to_have_attribute("aria-expanded", "true")
+        node = ui.panel.get_by_test_id("usage-stats-node-row")
+        expect(node).to_have_count(1)
+        expect(node.first).to_contain_text("DemoOutput")
+
+    def test_tier_badge_filters_to_that_tier_and_clicking_again_shows_all(self, ui):
+        ui.open()
+        ui.show("nodes")
+        ui.badge("unused_new").click()
+        expect(ui.badge("unused_new")).to_have_attribute("aria-pressed", "true")
+        expect(ui.panel.get_by_test_id("usage-stats-section")).to_have_count(1)
+        expect(ui.package_row("usage-stats-demo-pack")).to_have_count(0)
+        ui.badge("unused_new").click()
+        expect(ui.package_row("usage-stats-demo-pack")).to_have_count(1)
+
+    def test_search_filters_both_tabs_as_you_type(self, ui):
+        ui.open()
+        ui.show("nodes")
+        ui.search("idle")
+        expect(ui.panel.get_by_test_id("usage-stats-package-row")).to_have_count(1)
+        ui.search("demooutput")
+        expect(ui.package_row("usage-stats-demo-pack")).to_have_attribute("aria-expanded", "true")
+        ui.show("models")
+        ui.search("never_used")
+        expect(ui.model_rows()).to_have_count(1)
+        ui.search("no such thing")
+        expect(ui.panel.get_by_test_id("usage-stats-no-matches")).to_be_visible()
+        ui.search("")
+
+    def test_model_names_are_shown_as_text_never_run_as_html(self, ui):
+        ui.open()
+        ui.show("models")
+        row = ui.panel.locator("[data-testid='usage-stats-model-row']").filter(has_text=XSS_MODEL)
+        expect(row.locator(".usage-stats-file")).to_have_text(XSS_MODEL)
+        assert ui.panel.locator("img").count() == 0
+        assert ui.native_dialogs == []
+
+    def test_screenshots_of_both_tabs_in_dark_and_light_palettes(self, ui):
+        ui.open()
+        for palette in ("dark", "light"):
+            ui.page.evaluate("(p) => window.app.extensionManager.setting.set('Comfy.ColorPalette', p)", palette)
+            for tab in ("nodes", "models"):
+                ui.show(tab)
+                if tab == "nodes":
+                    ui.package_row("usage-stats-demo-pack").click()
+                shot = ui.screenshot(f"{tab}-{palette}")
+                assert shot.stat().st_size > 10_000
+        ui.page.evaluate("() => window.app.extensionManager.setting.set('Comfy.ColorPalette', 'dark')")
+
+    def test_reset_asks_first_cancel_keeps_the_data_and_confirm_empties_both_tabs(self, ui):
+        ui.open()
+        ui.page.get_by_test_id("usage-stats-reset").click()
+        confirm = ui.page.locator("[role='dialog'][aria-labelledby='global-prompt']")
+        expect(confirm).to_contain_text("cannot be undone")
+        confirm.get_by_label("Cancel").click()
+        ui.refresh()
+        expect(ui.package_row("usage-stats-demo-pack")).to_have_attribute("data-status", "used")
+
+        ui.page.get_by_test_id("usage-stats-reset").click()
+        confirm.locator("button[aria-label='Confirm'], button[aria-label='Delete']").click()
+        expect(ui.page.get_by_test_id("usage-stats-empty")).to_be_visible()
+        ui.wait_ready()
+        expect(ui.panel.locator("[data-status='used']")).to_have_count(0)
+        ui.show("models")
+        expect(ui.model_rows().first).to_be_visible()
+        expect(ui.panel.locator("[data-status='used']")).to_have_count(0)
+
+
+@pytest.fixture(scope="class")
+def large_install(tmp_path_factory):
+    """20,000 model files across five types (some in subfolders), placed before ComfyUI starts."""
+    base = seed_base(tmp_path_factory.mktemp("comfyui-large"))
+    split = {"checkpoints": 8000, "embeddings": 5000, "controlnet": 3000, "vae": 2000, "upscale_models": 2000}
+    for model_type, count in split.items():
+        for i in range(count):
+            place_file(base / "models" / model_type / f"set{i % 4}" / f"{model_type}_{i:05d}.safetensors")
+    with ComfyServer(base) as running:
+        yield running
+
+
+class TestTwentyThousandModels:
+    def test_models_tab_opens_within_300_ms_with_a_bounded_number_of_rows(self, browser, large_install):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        ui = UsageStatsPage(context.new_page(), large_install.url)
+        ui.open()
+        timing = ui.page.evaluate("""async () => {
+            const tab = document.querySelector("[data-testid='usage-stats-tab-models']");
+            const start = performance.now();
+            tab.click();
+            await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+            const rows = document.querySelectorAll("[data-testid='usage-stats-model-row']");
+            return { ms: performance.now() - start, rows: rows.length, visible: rows[0]?.getBoundingClientRect().height > 0 };
+        }""")
+        print(f"\n20,000 models: Models tab shows its first rows {timing['ms']:.0f} ms after the click, "
+              f"{timing['rows']} row elements in the DOM")
+        (ARTIFACTS / "twenty-thousand-models.json").write_text(json.dumps(timing))
+        assert timing["visible"]
+        assert timing["rows"] <= 500
+        assert timing["ms"] <= 300
+        expect(ui.badge("unused_new").locator(".usage-stats-badge-count")).to_have_text("20,000")
+        reload_ms = ui.page.evaluate("""() => new Promise((resolve) => {
+            const panel = document.querySelector("[data-testid='usage-stats-panel']");
+            const start = performance.now();
+            document.querySelector("[data-testid='usage-stats-refresh']").click();
+            const poll = () => panel.getAttribute("aria-busy") === "false" ? resolve(performance.now() - start) : requestAnimationFrame(poll);
+            requestAnimationFrame(poll);
+        })""")
+        print(f"20,000 models: refresh (fetch, parse, sort and render) took {reload_ms:.0f} ms")
+        ui.panel.get_by_test_id("usage-stats-model-list").first.evaluate("list => list.scrollTop = list.scrollHeight")
+        expect(ui.panel.locator("[data-model='set3/checkpoints_07999.safetensors']")).to_be_visible()
+        assert ui.model_rows().count() <= 500
+        context.close()
