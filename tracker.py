@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Callable, Iterable, Iterator
 
 from .logs import log
@@ -380,8 +381,13 @@ def _parse_iso(text) -> int | None:
     return int(moment.timestamp())
 
 
+@lru_cache(maxsize=65_536)
 def iso(ts: int | None) -> str | None:
-    """Unix seconds as the ISO 8601 UTC text the API serves (None stays None)."""
+    """Unix seconds as the ISO 8601 UTC text the API serves (None stays None).
+
+    Memoised: a report formats tens of thousands of times, most of them the same few (every model first
+    seen installed at one start-up shares one first_installed), and formatting dominated /models.
+    """
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat()
 
 
