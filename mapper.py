@@ -188,6 +188,8 @@ class ModelMapper:
         self._combos: dict[str, tuple[ComboInput, ...]] = {}
         self._combo_maps: dict[str, dict[str, ComboInput]] = {}
         self._resolved: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        self.version = 0
+        """Bumped whenever a listing changes: a cache key for reports built from the listings."""
         self._lock = threading.RLock()  # the writer extracts while route threads list
 
     def tracked_types(self) -> list[str]:
@@ -230,6 +232,7 @@ class ModelMapper:
         self._combos.clear()  # choices may now point at other types
         self._combo_maps.clear()
         self._resolved.clear()
+        self.version += 1
         return True
 
     def models_in(self, prompt: dict) -> set[tuple[str, str]]:

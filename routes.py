@@ -22,6 +22,8 @@ from .writer import Writer
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 100_000
 COMPRESS_ABOVE_BYTES = 4096
+REPORT_MAX_AGE_SECONDS = 60
+"""A cached model report is rebuilt at least this often, so tiers age even when nothing else changes."""
 MAX_BODY_BYTES = 64 * 1024
 """Every body this API takes is a few bytes of JSON; a larger one is refused before it is parsed."""
 
@@ -56,7 +58,7 @@ def _json_route(handler):
         except Exception as error:
             warn_once(f"route:{request.path}", "%s failed (%s)", request.path, error, exc_info=True)
             data, headers, status = {"error": f"internal error: {error}"}, {}, 500
-        body = await asyncio.get_running_loop().run_in_executor(None, _encode, data)
+        body = data if isinstance(data, bytes) else await asyncio.get_running_loop().run_in_executor(None, _encode, data)
         response = web.Response(body=body, status=status, content_type="application/json", headers=headers)
         response.headers["Cache-Control"] = "no-store"
         if len(body) > COMPRESS_ABOVE_BYTES:
@@ -68,7 +70,11 @@ def _json_route(handler):
 
 
 def _encode(data) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: a file name that is not UTF-8, a header echoed back
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 class StatsApi:
@@ -77,6 +83,8 @@ class StatsApi:
     def __init__(self, writer: Writer, thresholds: Thresholds = Thresholds()):
         self.writer = writer
         self.thresholds = thresholds
+        self._model_cache: tuple[tuple, list[dict]] | None = None
+        self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
 
     async def packages(self, request: web.Request):
         params = _query(request, {"status"})
@@ -100,14 +108,16 @@ class StatsApi:
         unknown = types - {section["model_type"] for section in report}
         if unknown:
             raise ApiError(400, f"unknown model type {sorted(unknown)[0]!r}; known: {', '.join(s['model_type'] for s in report)}")
-        filtered = [
-            (section["model_type"], model)
-            for section in report
-            if not types or section["model_type"] in types
-            for model in section["models"]
-            if (not statuses or model["status"] in statuses) and (not text or text in model["model_name"].lower())
-        ]
-        return _group_by_type(filtered[offset : offset + limit]), {"X-Total-Count": str(len(filtered))}
+        page_key = (id(report), frozenset(statuses), frozenset(types), text, offset, limit)
+        cached = self._model_pages.get(page_key)
+        if cached is None or cached[0] is not report:
+            body, total = await asyncio.get_running_loop().run_in_executor(
+                None, _model_page, report, statuses, types, text, offset, limit
+            )
+            if len(self._model_pages) >= 16:
+                self._model_pages.clear()
+            cached = self._model_pages[page_key] = (report, body, total)
+        return cached[1], {"X-Total-Count": str(cached[2])}
 
     async def status(self, request: web.Request):
         _query(request, set())
@@ -153,8 +163,22 @@ class StatsApi:
         return usage_report(store.node_rows(), self.writer.packages.packages_by_class())
 
     def _model_report(self, store: UsageStore) -> list[dict]:
+        """The full model report, rebuilt only when a listing, the database or the minute changed.
+
+        At 20k files building it costs far more than any request should; what it depends on is the model
+        listings (mapper version), every write (store version) and the clock (tiers age: one minute at most).
+        """
         models = self.writer.models
         installed = models.installed()
+        key = (models.version, store.version, store.now() // REPORT_MAX_AGE_SECONDS, self.thresholds)
+        cached = self._model_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        report = self._build_model_report(store, models, installed)
+        self._model_cache = (key, report)
+        return report
+
+    def _build_model_report(self, store: UsageStore, models, installed) -> list[dict]:
         first = store.model_first_installed()
         self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
         return model_report(store.model_rows(), installed, first, store.now(), models.same_file_keys(), self.thresholds)
@@ -163,6 +187,18 @@ class StatsApi:
         """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
         if packages or models:
             self.writer.submit(lambda store: store.note_installed(packages, models))
+
+
+def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, offset: int, limit: int):
+    """(encoded JSON body, total matches) of one filtered page of the model report."""
+    filtered = [
+        (section["model_type"], model)
+        for section in report
+        if not types or section["model_type"] in types
+        for model in section["models"]
+        if (not statuses or model["status"] in statuses) and (not text or text in model["model_name"].lower())
+    ]
+    return _encode(_group_by_type(filtered[offset : offset + limit])), len(filtered)
 
 
 def _group_by_type(rows: list[tuple[str, dict]]) -> list[dict]:

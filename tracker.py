@@ -203,6 +203,8 @@ class UsageStore:
         self.clock = clock
         self._db = open_database(path, clock)
         self._local = threading.local()
+        self.version = 0
+        """Bumped after every committed write (all writes come through this object): a cache key for reports."""
 
     def close(self) -> None:
         self._db.close()
@@ -260,6 +262,7 @@ class UsageStore:
                        last_seen = MAX(last_seen, excluded.last_seen)""",
                 [(mt, name, *entry) for (mt, name), entry in models.items()],
             )
+        self.version += 1
         return len(uses)
 
     def note_installed(self, packages: Iterable[str] = (), models: Iterable[tuple[str, str]] = ()) -> None:
@@ -274,6 +277,7 @@ class UsageStore:
                 "INSERT OR IGNORE INTO model_inventory (model_type, model_name, first_installed) VALUES (?, ?, ?)",
                 [(t, n, now) for t, n in models],
             )
+        self.version += 1
 
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
@@ -282,6 +286,7 @@ class UsageStore:
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
+        self.version += 1
 
     def import_legacy(self, legacy_path: str) -> bool:
         """Import, once, the history of an older Node Stats database; returns True if it imported now."""
@@ -298,6 +303,7 @@ class UsageStore:
                 )
         finally:
             self._db.execute("DETACH DATABASE legacy")
+            self.version += 1
         log.info("[usage-stats] imported the history of %s: %s", legacy_path, counts)
         return True
 
