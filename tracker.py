@@ -232,16 +232,20 @@ class UsageStore:
                 else:
                     entry[0] = package  # the latest prompt's pack wins, as row by row
                     entry[1] += 1
-                    entry[2] = min(entry[2], ts)
-                    entry[3] = max(entry[3], ts)
+                    if ts < entry[2]:
+                        entry[2] = ts
+                    elif ts > entry[3]:
+                        entry[3] = ts
             for key in use.models:
                 entry = models.get(key)
                 if entry is None:
                     models[key] = [1, ts, ts]
                 else:
                     entry[0] += 1
-                    entry[1] = min(entry[1], ts)
-                    entry[2] = max(entry[2], ts)
+                    if ts < entry[1]:
+                        entry[1] = ts
+                    elif ts > entry[2]:
+                        entry[2] = ts
         with atomic(self._db) as db:
             db.executemany("INSERT INTO prompt_log (ts) VALUES (?)", [(u.ts,) for u in uses])
             db.executemany(

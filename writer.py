@@ -18,7 +18,7 @@ from typing import Callable
 
 from .logs import log, warn_once
 from .mapper import ModelMapper, PackageMapper
-from .tracker import PromptUse, UsageStore
+from .tracker import UNKNOWN_PACKAGE, PromptUse, UsageStore
 
 QUEUE_SIZE = 10_000
 """Prompts waiting for the writer; beyond this the hook drops (and counts) rather than block ComfyUI."""
@@ -233,10 +233,11 @@ class Writer:
         nodes: dict[str, str] = {}
         models: set = set()
         try:
+            package_of = self.packages.packages_by_class()  # once per prompt, not per node
             for node in list(prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str) and class_type not in nodes:
-                    nodes[class_type] = self.packages.package_of(class_type)
+                    nodes[class_type] = package_of.get(class_type, UNKNOWN_PACKAGE)
             models = self.models.models_in(prompt)
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
