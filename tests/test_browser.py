@@ -203,8 +203,10 @@ class TestUsageStatsTab:
             ui.page.evaluate("(p) => window.app.extensionManager.setting.set('Comfy.ColorPalette', p)", palette)
             for tab in ("nodes", "models"):
                 ui.show(tab)
-                if tab == "nodes":
-                    ui.package_row("usage-stats-demo-pack").click()
+                demo = ui.package_row("usage-stats-demo-pack")
+                if tab == "nodes" and demo.get_attribute("aria-expanded") == "false":
+                    demo.click()
+                ui.page.mouse.move(0, 0)
                 shot = ui.screenshot(f"{tab}-{palette}")
                 assert shot.stat().st_size > 10_000
         ui.page.evaluate("() => window.app.extensionManager.setting.set('Comfy.ColorPalette', 'dark')")

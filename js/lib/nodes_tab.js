@@ -93,7 +93,7 @@ function packageDetails(pack) {
 function nodeTable(nodes) {
   const header = h("tr", {}, ["Node", "Prompts", "First seen", "Last seen"].map((text) => h("th", { scope: "col", text })));
   const rows = [...nodes].sort((a, b) => b.count - a.count).map((node) => h("tr", { "data-testid": "usage-stats-node-row" }, [
-    h("td", { className: "usage-stats-node-name", text: node.class_type, title: node.class_type }),
+    h("td", { text: node.class_type, title: node.class_type }),
     h("td", {}, [countCell(node.count)]),
     h("td", {}, [dateCell(node.first_seen, "first seen")]),
     h("td", {}, [dateCell(node.last_seen)]),
