@@ -1,0 +1,196 @@
+"""Fuzzing at unit level, against the fake ComfyUI: the hook with hostile prompts, the API with hostile requests.
+
+The hook runs on ComfyUI's event loop for every prompt, before validation: whatever arrives, it must return
+the very object it got and never raise, and the writer thread behind it must survive and keep recording.
+The API must answer every request with a 2xx, or a 4xx carrying `{"error": ...}`, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.tracker import UsageStore
+from usage_stats.writer import Writer
+
+HUGE = "x" * 1_000_000
+CLASS_TYPES = ["CheckpointLoaderSimple", "VAELoader", "UNETLoader", "LoraLoader", "CLIPTextEncode",
+               "UpscaleModelLoader", "TripleCLIPLoader", "NoSuchNode", "", "\ud800", "\x00", "<script>x</script>"]
+MODEL_NAMES = ["a.safetensors", "sub/b.ckpt", "sub\\b.ckpt", "taesd", "embedding:e", "embedding:e:1.2", "(embedding:e)"]
+
+texts = st.one_of(st.text(max_size=20), st.sampled_from(MODEL_NAMES + CLASS_TYPES + [HUGE]))
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), texts, st.binary(max_size=8))
+links = st.lists(st.one_of(st.text(max_size=3), st.integers()), min_size=0, max_size=3)  # [id, slot] and near misses
+values = st.recursive(scalars | links, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+                      max_leaves=4)
+inputs = st.one_of(st.dictionaries(st.sampled_from(["ckpt_name", "vae_name", "unet_name", "lora_name", "text",
+                                                    "model_name", "clip_name1", "clip"]) | st.text(max_size=8),
+                                   values, max_size=6), values)
+nodes = st.one_of(
+    st.fixed_dictionaries({"class_type": st.sampled_from(CLASS_TYPES) | scalars, "inputs": inputs}),
+    st.fixed_dictionaries({"inputs": inputs}),  # no class_type
+    st.dictionaries(texts, values, max_size=3),
+    values,
+)
+prompts = st.dictionaries(st.text(max_size=4) | st.integers().map(str), nodes, max_size=8)
+bodies = st.one_of(
+    st.fixed_dictionaries({"prompt": prompts}, optional={"client_id": texts, "extra_data": values, "number": values}),
+    st.fixed_dictionaries({"prompt": values}),
+    values,
+)
+
+
+@pytest.fixture
+def writer(fake_comfy):
+    models = fake_comfy.models
+    for name in ("checkpoints/a.safetensors", "checkpoints/sub/b.ckpt", "vae/a.safetensors", "embeddings/e.pt",
+                 "vae_approx/taesd_decoder.pth", "upscale_models/a.safetensors", "text_encoders/a.safetensors"):
+        (models / name).parent.mkdir(parents=True, exist_ok=True)
+        (models / name).write_bytes(b"x")
+    path = os.path.join(fake_comfy.base, "user", "__nodes_stats", "usage_stats.db")
+    writer = Writer(lambda: UsageStore(path), PackageMapper(own_pack="comfyui-usage-stats"), ModelMapper())
+    writer.start()
+    assert writer.wait_ready(10) is not None
+    yield writer
+    writer.stop()
+
+
+def test_fuzzed_prompts_never_break_the_hook_or_the_writer(writer):
+    seen = {"n": 0}
+
+    @settings(max_examples=10_000, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    @given(body=bodies)
+    def hook_returns_what_it_got(body):
+        seen["n"] += 1
+        assert writer.on_prompt(body) is body
+        if seen["n"] % 1000 == 0:  # the writer keeps up and stays alive all along
+            writer.flush(timeout=30)
+            assert writer._thread.is_alive()
+
+    hook_returns_what_it_got()
+    assert seen["n"] >= 10_000
+    writer.flush(timeout=30)
+    assert writer._thread.is_alive()
+
+    # A valid prompt after all that is still recorded, with its model.
+    store = writer.store
+    before = store.prompt_count()
+    body = {"prompt": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}}}}
+    assert writer.on_prompt(body) is body
+    writer.flush(timeout=30)
+    assert store.prompt_count() == before + 1
+    assert ("checkpoints", "a.safetensors") in {(t, n) for t, n, *_ in store.model_rows()}
+    assert writer.dropped < seen["n"] // 100, "only unstorable prompts may be dropped"
+
+
+def test_hook_survives_objects_that_misbehave(writer):
+    class Hostile(dict):
+        def get(self, *args):
+            raise RuntimeError("boom")
+
+    class HostileValues(dict):
+        def values(self):
+            raise RuntimeError("boom")
+
+    for body in (Hostile(prompt={}), {"prompt": HostileValues(a=1)}, None, 3, "prompt", [("prompt", {})], object()):
+        assert writer.on_prompt(body) is body
+    writer.flush(timeout=30)
+    assert writer._thread.is_alive()
+
+
+def test_a_lone_surrogate_class_type_costs_only_its_own_prompt(writer):
+    """JSON "\\ud800" decodes to a str SQLite cannot store; it once killed the writer thread."""
+    for class_type in ("Good1", json.loads('"\\ud800"'), "Good2"):
+        writer.on_prompt({"prompt": {"1": {"class_type": class_type}}})
+    writer.flush(timeout=30)
+    assert writer._thread.is_alive()
+    assert {row[0] for row in writer.store.node_rows()} == {"Good1", "Good2"}
+    assert writer.store.prompt_count() == 2 and writer.dropped == 1
+
+
+# --------------------------------------------------------------------------- the API
+
+
+@pytest.fixture
+def api_client(writer):
+    """An aiohttp test server with exactly the routes ComfyUI would get, on the fake PromptServer."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from server import PromptServer
+
+    from usage_stats.routes import StatsApi, register_routes
+
+    prompt_server = PromptServer()
+    register_routes(prompt_server.routes, StatsApi(writer))
+    app = web.Application()
+    app.add_routes(prompt_server.routes)
+    loop = asyncio.new_event_loop()
+    client = TestClient(TestServer(app), loop=loop)
+    loop.run_until_complete(client.start_server())
+    writer.on_prompt({"prompt": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}}}})
+    writer.flush(timeout=30)
+
+    def call(method, path, **kwargs):
+        async def go():
+            async with client.request(method, path, **kwargs) as response:
+                return response.status, await response.read(), response.headers.get("Content-Type", "")
+        return loop.run_until_complete(go())
+
+    yield call
+    loop.run_until_complete(client.close())
+    loop.close()
+
+
+def assert_json_answer(status: int, body: bytes, content_type: str) -> None:
+    assert status < 500, (status, body[:300])
+    assert content_type.startswith("application/json"), content_type
+    data = json.loads(body)
+    if status >= 400:
+        assert isinstance(data, dict) and isinstance(data["error"], str) and data["error"], data
+
+
+PARAM_NAMES = ["type", "status", "q", "offset", "limit", "package", "x", ""]
+PARAM_VALUES = st.one_of(
+    st.text(max_size=30), st.sampled_from(["used", "unused_new,safe_to_remove", "checkpoints", "0", "-1", "1e3",
+                                           "99999999999", "%ff", "a" * 300, ",", " ", "\x00"]),
+)
+query = st.lists(st.tuples(st.sampled_from(PARAM_NAMES) | st.text(max_size=5), PARAM_VALUES), max_size=4)
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(["/nodes-stats/packages", "/nodes-stats/usage", "/nodes-stats/models", "/nodes-stats/status"]),
+       params=query)
+def test_fuzzed_query_parameters_get_json_never_500(api_client, path, params):
+    assert_json_answer(*api_client("GET", path, params=[(k, v) for k, v in params]))
+
+
+origins = st.one_of(st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30), st.sampled_from(
+    ["null", "http://[::1", "http://evil.example", "http://a:99999", "file://", "http://127.0.0.1:1"]))
+reset_bodies = st.one_of(
+    st.binary(max_size=64), st.sampled_from([b"[" * 60_000, b"{" * 60_000, b"x" * 200_000, b'{"confirm": true}']),
+    st.builds(lambda v: json.dumps(v).encode(),
+              st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                           lambda i: st.lists(i, max_size=3) | st.dictionaries(st.sampled_from(["confirm", "x"]), i, max_size=2),
+                           max_leaves=5)),
+)
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=reset_bodies, origin=origins,
+       content_type=st.sampled_from(["application/json", "text/plain", "application/json; charset=latin-1", ""]))
+def test_fuzzed_reset_requests_get_json_never_500_and_never_reset(api_client, body, origin, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    if origin is not None:
+        headers["Origin"] = origin
+    status, raw, kind = api_client("POST", "/nodes-stats/reset", data=body, headers=headers)
+    assert_json_answer(status, raw, kind)
+    if status == 200:  # only an explicit confirmation may reset, and only without a foreign Origin
+        data = json.loads(body)
+        assert isinstance(data, dict) and data.get("confirm") is True and origin is None
