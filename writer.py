@@ -25,6 +25,9 @@ QUEUE_SIZE = 10_000
 PENDING_LIMIT = 100_000
 """Prompts the writer holds in memory while the database is locked by someone else."""
 IDLE_SECONDS = 1.0
+BATCH_WINDOW_SECONDS = 0.05
+"""How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
+prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
 MAX_BACKOFF_SECONDS = 2.0
 _STOP = object()
 
@@ -179,14 +182,19 @@ class Writer:
                 return
 
     def _take(self, timeout: float) -> list:
-        """Wait for one item, then take whatever else is already queued: a burst becomes one batch."""
+        """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
+
+        A task (flush, reset) or the stop signal ends the gathering at once, so nothing waits on the window.
+        """
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return []
-        while len(items) < QUEUE_SIZE:
+        deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+        while len(items) < QUEUE_SIZE and not _is_urgent(items[-1]):
+            remaining = deadline - time.monotonic()
             try:
-                items.append(self._queue.get_nowait())
+                items.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return items
@@ -253,6 +261,10 @@ class Writer:
             )
         except Exception as error:
             warn_once("inventory", "could not take the inventory of installed items (%s)", error, exc_info=True)
+
+
+def _is_urgent(item) -> bool:
+    return item is _STOP or isinstance(item[1], Future)
 
 
 def _run_task(store: UsageStore, task: Callable[[UsageStore], object], future: Future) -> None:
