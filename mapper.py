@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .logs import warn_once
-from .tracker import BUILTIN_PACKAGE, UNKNOWN_PACKAGE, InstalledPackage
+from .tracker import BUILTIN_PACKAGE, InstalledPackage, storable
 
 NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output", "input"})
 """Folder types that are not tracked: LoRAs by the design's default, the rest are not model files."""
@@ -33,8 +33,8 @@ RESOLVED_CACHE_SIZE = 50_000
 
 
 def normalise(name: str) -> str:
-    """One spelling per relative model path: ComfyUI lists `sdxl\\foo` on Windows and `sdxl/foo` elsewhere."""
-    return name.replace("\\", "/")
+    """One storable spelling per relative model path: ComfyUI lists `sdxl\\foo` on Windows, `sdxl/foo` elsewhere."""
+    return storable(name.replace("\\", "/"))
 
 
 # --------------------------------------------------------------------------- packages
@@ -58,9 +58,6 @@ class PackageMapper:
             self._mapping = {ct: _package_of(cls, dirs) for ct, cls in list(mappings.items())}
             self._mapped_count = len(mappings)
         return self._mapping
-
-    def package_of(self, class_type: str) -> str:
-        return self.packages_by_class().get(class_type, UNKNOWN_PACKAGE)
 
     def installed(self) -> list[InstalledPackage]:
         """Every pack in the custom_nodes folders: loaded, failed to import, or disabled."""
@@ -92,11 +89,11 @@ def _package_of(cls, custom_dirs: list[str]) -> str:
     """
     module = getattr(cls, "RELATIVE_PYTHON_MODULE", None)
     if isinstance(module, str) and module.startswith("custom_nodes."):
-        return module.split(".", 1)[1]
+        return storable(module.split(".", 1)[1])
     module_path = getattr(cls, "__module__", "") or ""
     for directory in custom_dirs:
         if module_path.startswith(directory + os.sep):
-            return module_path[len(directory) + 1 :].split(".", 1)[0].replace("_x_", ".")
+            return storable(module_path[len(directory) + 1 :].split(".", 1)[0].replace("_x_", "."))
     return BUILTIN_PACKAGE
 
 
@@ -112,7 +109,7 @@ def _loaded_packs() -> set[str]:
         else:
             parent, name = os.path.dirname(directory), key
         if os.path.normpath(parent) in custom_dirs:
-            names.add(name)
+            names.add(storable(name))
     return names
 
 
@@ -140,7 +137,7 @@ def _packs_on_disk() -> Iterable[tuple[str, str]]:
 
 
 def _pack_name(entry: str) -> str:
-    return entry[:-3] if entry.endswith(".py") else entry
+    return storable(entry[:-3] if entry.endswith(".py") else entry)
 
 
 def _listdir(directory: str) -> list[str]:

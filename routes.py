@@ -127,7 +127,7 @@ class StatsApi:
             "tracking": True,
             "prompts_recorded": recorded,
             "prompts_dropped": self.writer.dropped,
-            "prompts_queued": self.writer._queue.qsize(),
+            "prompts_queued": self.writer.queued,
         }, {}
 
     async def reset(self, request: web.Request):

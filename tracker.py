@@ -221,31 +221,13 @@ class UsageStore:
         distinct node type and model, not one per prompt and item (the same totals, several times faster).
         """
         uses = list(uses)
-        nodes: dict[str, list] = {}  # class_type -> [package, count, first, last]
-        models: dict[tuple[str, str], list] = {}  # (type, name) -> [count, first, last]
+        nodes, models, packages = _Tally(), _Tally(), {}
         for use in uses:
-            ts = use.ts
             for class_type, package in use.nodes.items():
-                entry = nodes.get(class_type)
-                if entry is None:
-                    nodes[class_type] = [package, 1, ts, ts]
-                else:
-                    entry[0] = package  # the latest prompt's pack wins, as row by row
-                    entry[1] += 1
-                    if ts < entry[2]:
-                        entry[2] = ts
-                    elif ts > entry[3]:
-                        entry[3] = ts
+                nodes.add(class_type, use.ts)
+                packages[class_type] = package  # the latest prompt's pack wins, as row by row
             for key in use.models:
-                entry = models.get(key)
-                if entry is None:
-                    models[key] = [1, ts, ts]
-                else:
-                    entry[0] += 1
-                    if ts < entry[1]:
-                        entry[1] = ts
-                    elif ts > entry[2]:
-                        entry[2] = ts
+                models.add(key, use.ts)
         with atomic(self._db) as db:
             db.executemany("INSERT INTO prompt_log (ts) VALUES (?)", [(u.ts,) for u in uses])
             db.executemany(
@@ -255,7 +237,7 @@ class UsageStore:
                        count = count + excluded.count, package = excluded.package,
                        first_seen = MIN(first_seen, excluded.first_seen),
                        last_seen = MAX(last_seen, excluded.last_seen)""",
-                [(ct, *entry) for ct, entry in nodes.items()],
+                [(ct, packages[ct], *entry) for ct, entry in nodes.items()],
             )
             db.executemany(
                 """INSERT INTO model_usage (model_type, model_name, count, first_seen, last_seen)
@@ -344,6 +326,32 @@ class UsageStore:
 
     def prompt_count(self) -> int:
         return self._reader().execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0]
+
+
+class _Tally(dict):
+    """key -> [count, first ts, last ts] over one batch, so each item costs one upsert however often it was used."""
+
+    def add(self, key, ts: int) -> None:
+        entry = self.get(key)
+        if entry is None:
+            self[key] = [1, ts, ts]
+        else:
+            entry[0] += 1
+            entry[1] = min(entry[1], ts)
+            entry[2] = max(entry[2], ts)
+
+
+def storable(text: str) -> str:
+    """`text` as SQLite can store it, always spelled the same way.
+
+    Python keeps the bytes of a file name that is not valid UTF-8 as lone surrogates, which SQLite refuses;
+    such a name is written with backslash escapes instead, so it is still one stable key and still shown.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _import_legacy_tables(db: sqlite3.Connection) -> dict[str, int]:

@@ -18,7 +18,7 @@ from typing import Callable
 
 from .logs import log, warn_once
 from .mapper import ModelMapper, PackageMapper
-from .tracker import UNKNOWN_PACKAGE, PromptUse, UsageStore
+from .tracker import UNKNOWN_PACKAGE, PromptUse, UsageStore, storable
 
 QUEUE_SIZE = 10_000
 """Prompts waiting for the writer; beyond this the hook drops (and counts) rather than block ComfyUI."""
@@ -108,6 +108,11 @@ class Writer:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="usage-stats-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Prompts and tasks waiting for the writer thread."""
+        return self._queue.qsize()
 
     def wait_ready(self, timeout: float) -> UsageStore | None:
         """The store once it is open, or None if it could not be opened (see `unavailable`)."""
@@ -244,8 +249,8 @@ class Writer:
             package_of = self.packages.packages_by_class()  # once per prompt, not per node
             for node in list(prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
-                if isinstance(class_type, str) and class_type not in nodes:
-                    nodes[class_type] = package_of.get(class_type, UNKNOWN_PACKAGE)
+                if isinstance(class_type, str):
+                    nodes.setdefault(storable(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
             models = self.models.models_in(prompt)
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)

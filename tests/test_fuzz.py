@@ -105,14 +105,14 @@ def test_hook_survives_objects_that_misbehave(writer):
     assert writer._thread.is_alive()
 
 
-def test_a_lone_surrogate_class_type_costs_only_its_own_prompt(writer):
+def test_a_lone_surrogate_class_type_is_stored_escaped_and_loses_nothing(writer):
     """JSON "\\ud800" decodes to a str SQLite cannot store; it once killed the writer thread."""
     for class_type in ("Good1", json.loads('"\\ud800"'), "Good2"):
         writer.on_prompt({"prompt": {"1": {"class_type": class_type}}})
     writer.flush(timeout=30)
     assert writer._thread.is_alive()
-    assert {row[0] for row in writer.store.node_rows()} == {"Good1", "Good2"}
-    assert writer.store.prompt_count() == 2 and writer.dropped == 1
+    assert {row[0] for row in writer.store.node_rows()} == {"Good1", "\\ud800", "Good2"}
+    assert writer.store.prompt_count() == 3 and writer.dropped == 0
 
 
 # --------------------------------------------------------------------------- the API

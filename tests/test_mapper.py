@@ -8,7 +8,7 @@ import pytest
 
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.tracker import BUILTIN_PACKAGE, UNKNOWN_PACKAGE
+from usage_stats.tracker import BUILTIN_PACKAGE
 
 
 @pytest.fixture
@@ -144,11 +144,11 @@ def test_core_custom_and_unknown_node_types_map_to_their_package(fake_comfy):
     fake_comfy.nodes.load_pack(make_pack(custom_nodes, "Foo"), {"FooNode": type("FooNode", (PackNode,), {})})
     by_hand = type("ByHand", (PackNode,), {"__module__": os.path.join(str(custom_nodes), "My_x_Pack.nodes")})
     fake_comfy.nodes.NODE_CLASS_MAPPINGS["ByHand"] = by_hand
-    mapper = PackageMapper(own_pack="usage-stats")
-    assert mapper.package_of("KSampler") == UNKNOWN_PACKAGE
-    assert mapper.package_of("CheckpointLoaderSimple") == BUILTIN_PACKAGE
-    assert mapper.package_of("FooNode") == "Foo"
-    assert mapper.package_of("ByHand") == "My.Pack"
+    packages = PackageMapper(own_pack="usage-stats").packages_by_class()
+    assert "KSampler" not in packages  # not registered: the writer records it as __unknown__
+    assert packages["CheckpointLoaderSimple"] == BUILTIN_PACKAGE
+    assert packages["FooNode"] == "Foo"
+    assert packages["ByHand"] == "My.Pack"
 
 
 def test_comfyui_manager_and_this_extension_are_protected(fake_comfy):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -83,6 +84,15 @@ def test_a_database_that_cannot_be_opened_turns_tracking_off_with_one_line(fake_
     json_data = prompt_using()
     assert w.on_prompt(json_data) is json_data
     assert caplog.text.count("[usage-stats]") == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_still_listed_and_recorded(writer, fake_comfy):
+    raw = os.fsdecode(b"caf\xe9.safetensors")  # Latin-1 bytes on disk: Python holds them as a lone surrogate
+    place_file(fake_comfy.models / "checkpoints" / raw)
+    writer.on_prompt({"prompt": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": raw}}}})
+    writer.flush()
+    assert [(n, c) for t, n, c, *_ in writer.store.model_rows()] == [("caf\\udce9.safetensors", 1)]
+    assert writer.dropped == 0
 
 
 def test_items_installed_at_start_are_noted_as_first_seen(writer):
