@@ -29,6 +29,10 @@ UNKNOWN_PACKAGE = "__unknown__"
 """Package name of a class_type that no loaded pack provides (a missing or removed pack)."""
 
 DAY = 86_400
+PROMPT_DETAIL_DAYS = 180
+"""Prompt-log rows older than this fold into per-day counts (prompt_days); every total stays the same."""
+ROLL_UP_BATCH = 5_000
+"""Rows folded per transaction, so the write lock is held only briefly."""
 TIERS = ("used", "unused_new", "consider_removing", "safe_to_remove", "uninstalled")
 REMOVAL_ORDER = ("used", "unused_new", "consider_removing", "safe_to_remove")
 """Installed tiers from 'keep' to 'remove'; a cap keeps an item at or before a given tier."""
@@ -94,7 +98,12 @@ def _migration_1_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1_initial]
+def _migration_2_prompt_days(db: sqlite3.Connection) -> None:
+    """Prompts per UTC day, for prompt-log rows rolled up after PROMPT_DETAIL_DAYS: bounded growth."""
+    db.execute("CREATE TABLE prompt_days (day INTEGER PRIMARY KEY, prompts INTEGER NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1_initial, _migration_2_prompt_days]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
 
@@ -268,11 +277,32 @@ class UsageStore:
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
-            for table in ("node_usage", "prompt_log", "model_usage", "package_inventory", "model_inventory"):
+            for table in ("node_usage", "prompt_log", "prompt_days", "model_usage", "package_inventory", "model_inventory"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
         self.version += 1
+
+    def roll_up_prompt_log(self, older_than: int, batch: int = ROLL_UP_BATCH) -> int:
+        """Fold up to `batch` of the oldest prompt-log rows before `older_than` into prompt_days; returns how many.
+
+        Oldest first and in small transactions: call again until it returns 0. The prompt count is unchanged.
+        """
+        with atomic(self._db) as db:
+            last_id = db.execute(
+                "SELECT MAX(id) FROM (SELECT id FROM prompt_log WHERE ts < ? ORDER BY id LIMIT ?)", (older_than, batch)
+            ).fetchone()[0]
+            if last_id is None:
+                return 0
+            db.execute(
+                """INSERT INTO prompt_days (day, prompts)
+                   SELECT ts / 86400, COUNT(*) FROM prompt_log WHERE id <= ? AND ts < ? GROUP BY ts / 86400
+                   ON CONFLICT (day) DO UPDATE SET prompts = prompts + excluded.prompts""",
+                (last_id, older_than),
+            )
+            folded = db.execute("DELETE FROM prompt_log WHERE id <= ? AND ts < ?", (last_id, older_than)).rowcount
+        self.version += 1
+        return folded
 
     def import_legacy(self, legacy_path: str) -> bool:
         """Import, once, the history of an older Node Stats database; returns True if it imported now."""
@@ -325,7 +355,10 @@ class UsageStore:
         return {(t, n): ts for t, n, ts in rows}
 
     def prompt_count(self) -> int:
-        return self._reader().execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0]
+        """Every prompt ever recorded: the detailed ones and those rolled up into days."""
+        return self._reader().execute(
+            "SELECT (SELECT COUNT(*) FROM prompt_log) + (SELECT COALESCE(SUM(prompts), 0) FROM prompt_days)"
+        ).fetchone()[0]
 
 
 class _Tally(dict):

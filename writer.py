@@ -18,7 +18,7 @@ from typing import Callable
 
 from .logs import log, warn_once
 from .mapper import ModelMapper, PackageMapper
-from .tracker import UNKNOWN_PACKAGE, PromptUse, UsageStore, storable
+from .tracker import DAY, PROMPT_DETAIL_DAYS, ROLL_UP_BATCH, UNKNOWN_PACKAGE, PromptUse, UsageStore, storable
 
 QUEUE_SIZE = 10_000
 """Prompts waiting for the writer; beyond this the hook drops (and counts) rather than block ComfyUI."""
@@ -29,6 +29,8 @@ BATCH_WINDOW_SECONDS = 0.05
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
 prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
 MAX_BACKOFF_SECONDS = 2.0
+ROLL_UP_INTERVAL_SECONDS = 3600
+"""How often the idle writer looks for prompt-log rows old enough to fold into per-day counts."""
 _STOP = object()
 
 
@@ -86,6 +88,7 @@ class Writer:
         self.unavailable: str | None = None
         self.dropped = 0
         self.written = 0
+        self._next_roll_up = 0.0
 
     # ---- the hook (event loop)
 
@@ -168,6 +171,9 @@ class Writer:
         self._note_installed(store)
         while True:
             items = self._take(timeout=backoff or IDLE_SECONDS)
+            if not items and not pending:
+                self._roll_up_when_idle(store)
+                continue
             stop = _STOP in items
             if items and self.models.refresh():  # before extracting: a model added just now must count
                 self._note_installed(store)
@@ -185,6 +191,19 @@ class Writer:
             backoff = self._write(store, pending, backoff)
             if stop:
                 return
+
+    def _roll_up_when_idle(self, store: UsageStore) -> None:
+        """Between prompts, fold old prompt-log detail into daily counts: one small batch per idle second."""
+        now = self._clock()
+        if now < self._next_roll_up:
+            return
+        try:
+            folded = store.roll_up_prompt_log(int(now) - PROMPT_DETAIL_DAYS * DAY)
+        except sqlite3.Error as error:
+            warn_once("roll-up", "could not roll up old prompt-log rows (%s); will try again later", error)
+            folded = 0
+        if folded < ROLL_UP_BATCH:  # caught up: look again in an hour
+            self._next_roll_up = now + ROLL_UP_INTERVAL_SECONDS
 
     def _take(self, timeout: float) -> list:
         """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.

@@ -164,8 +164,10 @@ def bench_ingest(quick: bool) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def build_history(path: Path, prompts: int, packs: int, nodes_per_pack: int, models: dict[str, list[str]]) -> float:
-    """A database as after `prompts` recorded prompts, written through UsageStore.record; returns seconds taken."""
+def build_history(path: Path, prompts: int, packs: int, nodes_per_pack: int, models: dict[str, list[str]],
+                  spacing: int = 5) -> float:
+    """A database as after `prompts` recorded prompts, one every `spacing` seconds back from now, written
+    through UsageStore.record; returns seconds taken."""
     from usage_stats.tracker import PromptUse, UsageStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +182,7 @@ def build_history(path: Path, prompts: int, packs: int, nodes_per_pack: int, mod
     start = time.perf_counter()
     batch = []
     for i in range(prompts):
-        ts = now - (prompts - i) * 5  # one prompt every 5 s, back in time
+        ts = now - (prompts - i) * spacing
         nodes = dict(core + [rng.choice(class_types) for _ in range(4)])
         used = frozenset(rng.choice(used_models) for _ in range(5))
         batch.append(PromptUse(ts, nodes, used))
@@ -208,7 +210,31 @@ def bench_storage(quick: bool, workdir: Path) -> Path:
         f"{size / 1e6:.1f} MB = {size / prompts:.1f} B/prompt", "≤ 60 B/prompt")
     row("5 storage", "rows", ", ".join(f"{k} {v:,}" for k, v in tables.items()))
     row("3 ingest", f"store.record, {prompts:,} prompts in 10k batches", f"{prompts / elapsed:,.0f} prompts/s")
+    bench_storage_bound(prompts, workdir, models)
     return path
+
+
+def bench_storage_bound(prompts: int, workdir: Path, models: dict[str, list[str]]) -> None:
+    """The same prompts spread over two years, after the writer's roll-up: detail is kept for
+    PROMPT_DETAIL_DAYS, older rows become one row per day, so the file stops growing with time."""
+    from usage_stats.tracker import DAY, PROMPT_DETAIL_DAYS, UsageStore
+
+    path = workdir / "history-2y" / "usage_stats.db"
+    build_history(path, prompts, packs=300, nodes_per_pack=10, models=models, spacing=2 * 365 * DAY // prompts)
+    store = UsageStore(str(path))
+    start = time.perf_counter()
+    folded = 0
+    while (batch := store.roll_up_prompt_log(int(time.time()) - PROMPT_DETAIL_DAYS * DAY)):
+        folded += batch
+    elapsed = time.perf_counter() - start
+    store._db.execute("VACUUM")
+    kept = prompts - folded
+    store.close()
+    size = os.path.getsize(path)
+    row("5 storage", f"DB after {prompts:,} prompts over 2 years, rolled up ({PROMPT_DETAIL_DAYS} days kept in detail)",
+        f"{size / 1e6:.1f} MB = {size / prompts:.1f} B/prompt; {kept:,} detail rows + {2 * 365 - PROMPT_DETAIL_DAYS} day rows",
+        "growth bounded")
+    row("5 storage", "roll-up of the older rows (5,000 per transaction)", f"{folded:,} rows in {elapsed:.2f} s")
 
 
 def bench_import(quick: bool) -> None:

@@ -193,3 +193,15 @@ def test_preview_decoders_are_never_suggested_for_removal():
     report = model_report([], {"vae_approx": ["taesd_decoder.pth"]}, {("vae_approx", "taesd_decoder.pth"): NOW - 400 * DAY}, NOW)
     (model,) = report[0]["models"]
     assert model["status"] == "unused_new" and model["reasons"]
+
+
+def test_old_prompt_log_rows_roll_up_into_days_without_changing_any_total(store):
+    old = [use(NOW - (200 + i % 3) * DAY, {"KSampler": "__builtin__"}, [("vae", "v.safetensors")]) for i in range(12)]
+    store.record(old + [use(NOW, {"KSampler": "__builtin__"})])
+    before = (store.prompt_count(), store.node_rows(), store.model_rows())
+    cutoff = NOW - tracker.PROMPT_DETAIL_DAYS * DAY
+    assert [store.roll_up_prompt_log(cutoff, batch=5) for _ in range(4)] == [5, 5, 2, 0]
+    assert (store.prompt_count(), store.node_rows(), store.model_rows()) == before
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (1,)
+    assert db.execute("SELECT SUM(prompts), COUNT(*) FROM prompt_days").fetchone() == (12, 3)

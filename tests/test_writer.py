@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.tracker import UsageStore
+from usage_stats.tracker import DAY, PromptUse, UsageStore
 from usage_stats.writer import Writer
 
 
@@ -137,3 +139,20 @@ def test_importing_outside_comfyui_does_not_raise(monkeypatch, caplog):
     package = load_as_comfyui_does("unwired_pack")
     assert package.NODE_CLASS_MAPPINGS == {}
     assert "not tracking" in caplog.text
+
+
+def test_the_idle_writer_rolls_old_prompt_detail_up_into_days(fake_comfy):
+    path = str(fake_comfy.base / "usage_stats.db")
+    seeded = UsageStore(path)
+    seeded.record([PromptUse(int(time.time()) - 400 * DAY, {"KSampler": "__builtin__"}) for _ in range(7)])
+    seeded.close()
+    w = Writer(lambda: UsageStore(path), PackageMapper("x"), ModelMapper())
+    w.start()
+    try:
+        deadline = time.monotonic() + 10
+        while sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (0,)
+        assert w.store.prompt_count() == 7
+    finally:
+        w.stop()
