@@ -232,25 +232,25 @@ class Writer:
         if not pending:
             return backoff
         try:
-            self.written += store.record(pending)
+            self._store(store, pending)
         except sqlite3.OperationalError as error:
             warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)
             return min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
-        except Exception as error:  # one unstorable prompt (e.g. a lone surrogate in a class_type)
-            warn_once("unstorable", "could not store a prompt (%s); skipping it", error)
-            try:
-                self._write_one_by_one(store, pending)
-            except sqlite3.OperationalError as error:
-                warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)
-                return min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
         pending.clear()
         return 0.0
 
-    def _write_one_by_one(self, store: UsageStore, pending: list[PromptUse]) -> None:
-        """Store what can be stored of a batch that failed as a whole; drop (and count) only the bad prompts.
-
-        Handled prompts leave `pending` as they go, so a busy database (raised to the caller) retries the rest.
+    def _store(self, store: UsageStore, pending: list[PromptUse]) -> None:
+        """Write the batch in one transaction. If SQLite rejects a prompt in it, write the others one by one
+        and drop (and count) only the rejected ones. A busy database raises OperationalError to the caller;
+        prompts already written have left `pending` by then, so only the rest is retried.
         """
+        try:
+            self.written += store.record(pending)
+            return
+        except sqlite3.OperationalError:
+            raise
+        except Exception as error:
+            warn_once("unstorable", "could not store a prompt (%s); skipping it", error)
         while pending:
             try:
                 self.written += store.record(pending[:1])

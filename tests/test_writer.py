@@ -156,3 +156,18 @@ def test_the_idle_writer_rolls_old_prompt_detail_up_into_days(fake_comfy):
         assert w.store.prompt_count() == 7
     finally:
         w.stop()
+
+
+def test_a_prompt_sqlite_rejects_costs_only_itself(fake_comfy):
+    stamps = iter([1_800_000_000, 2**70, 1_800_000_001])  # 2**70 does not fit an SQLite integer
+    path = str(fake_comfy.base / "usage_stats.db")
+    w = Writer(lambda: UsageStore(path), PackageMapper("x"), ModelMapper(), clock=lambda: next(stamps, time.time()))
+    for _ in range(3):
+        w.on_prompt(prompt_using())
+    w.start()
+    try:
+        w.flush()
+        assert (w.store.prompt_count(), w.dropped) == (2, 1)
+        assert w._thread.is_alive()
+    finally:
+        w.stop()
