@@ -130,7 +130,7 @@ class TestUsageStatsTab:
         for directory, name in sorted(set().union(*map(declared_models, workflows))):
             row = ui.section(f"models-{directory}").locator(f"[data-testid='usage-stats-model-row'][data-model='{name}']")
             expect(row).to_have_attribute("data-status", "used")
-            expect(row.locator(".usage-stats-count")).to_have_attribute("title", "1 prompts that used it")
+            expect(row.locator(".usage-stats-count")).to_have_attribute("title", "1 prompt that used it")
 
     def test_models_tab_has_readable_sections_sorted_by_tier_then_name(self, ui):
         ui.open()

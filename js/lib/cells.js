@@ -1,6 +1,6 @@
 /** Small pieces shared by the Nodes and Models rows: status dot, prompt count and last-used date. */
 import { h } from "./dom.js";
-import { COUNT_TOOLTIP, TIER_LABELS, exactTime, plural, relativeTime } from "./format.js";
+import { TIER_LABELS, exactTime, plural, relativeTime } from "./format.js";
 
 export function statusDot(tier) {
   return h("span", { className: "usage-stats-dot", "data-tier": tier, title: TIER_LABELS[tier] ?? tier, "aria-label": TIER_LABELS[tier] ?? tier, role: "img" });
@@ -8,7 +8,7 @@ export function statusDot(tier) {
 
 export function countCell(count, word = "") {
   const text = word ? plural(count, word) : count.toLocaleString();
-  return h("span", { className: "usage-stats-count", title: `${count.toLocaleString()} ${COUNT_TOOLTIP}`, text });
+  return h("span", { className: "usage-stats-count", title: `${plural(count, "prompt")} that used it`, text });
 }
 
 /** A relative date ("3 days ago") with the exact time on hover; `what` names the event ("first seen"). */

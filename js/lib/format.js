@@ -10,8 +10,6 @@ export const TIER_LABELS = {
   uninstalled: "Uninstalled",
 };
 
-export const COUNT_TOOLTIP = "prompts that used it";
-
 const MODEL_TYPE_TITLES = {
   checkpoints: "Checkpoints",
   vae: "VAE",
