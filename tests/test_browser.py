@@ -104,6 +104,20 @@ class TestUsageStatsTab:
         ui.wait_ready()
         expect(ui.page.get_by_test_id("usage-stats-tab-nodes")).to_have_attribute("aria-selected", "true")
 
+    def test_the_dialog_fallback_shows_the_panel_and_closes_on_escape(self, ui):
+        """Where a frontend has no sidebar-tab API, the command opens the panel in our own dialog."""
+        ui.page.evaluate("""async () => {
+            const lib = new URL("extensions/comfyui-usage-stats/lib/", location.href);
+            const [{ openDialog }, { createPanel }] = await Promise.all(
+                [import(new URL("dialog.js", lib)), import(new URL("panel.js", lib))]);
+            openDialog(createPanel());
+        }""")
+        dialog = ui.page.get_by_test_id("usage-stats-dialog")
+        expect(dialog.get_by_test_id("usage-stats-tab-nodes")).to_be_visible()
+        expect(dialog.get_by_role("button", name="Close")).to_be_focused()
+        ui.page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0)
+
     def test_shows_the_empty_state_before_any_prompt(self, ui):
         ui.open()
         expect(ui.page.get_by_test_id("usage-stats-empty")).to_contain_text("No prompts recorded yet — run a workflow")
