@@ -24,6 +24,8 @@ MAX_PAGE = 100_000
 COMPRESS_ABOVE_BYTES = 4096
 REPORT_MAX_AGE_SECONDS = 60
 """A cached model report is rebuilt at least this often, so tiers age even when nothing else changes."""
+MODEL_PAGES_KEPT = 16
+"""Encoded /models pages (filter and paging combinations) kept for the current report."""
 MAX_BODY_BYTES = 64 * 1024
 """Every body this API takes is a few bytes of JSON; a larger one is refused before it is parsed."""
 
@@ -80,9 +82,9 @@ def _encode(data) -> bytes:
 class StatsApi:
     """The handlers. Reports are computed in the default executor: SQLite and folder listings never block the loop."""
 
-    def __init__(self, writer: Writer, thresholds: Thresholds = Thresholds()):
+    def __init__(self, writer: Writer, thresholds: Thresholds | None = None):
         self.writer = writer
-        self.thresholds = thresholds
+        self.thresholds = thresholds or Thresholds()
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
 
@@ -114,7 +116,7 @@ class StatsApi:
             body, total = await asyncio.get_running_loop().run_in_executor(
                 None, _model_page, report, statuses, types, text, offset, limit
             )
-            if len(self._model_pages) >= 16:
+            if len(self._model_pages) >= MODEL_PAGES_KEPT:
                 self._model_pages.clear()
             cached = self._model_pages[page_key] = (report, body, total)
         return cached[1], {"X-Total-Count": str(cached[2])}

@@ -316,7 +316,8 @@ def bench_post_overhead(quick: bool, workdir: Path) -> None:
                 results[(name, "seq")] += run_posts(server, count // rounds, 1, r * 100_000)
                 results[(name, "burst")] += run_posts(server, count // rounds, 16, r * 100_000 + 50_000)
         threads_after = {name: threads_of(s) for name, s in servers.items()}
-        for mode, label, target in (("seq", f"{count} sequential", "within 5 %"), ("burst", f"{count} concurrent (16 clients)", "within 10 %")):
+        modes = (("seq", f"{count} sequential", "within 5 %"), ("burst", f"{count} concurrent (16 clients)", "within 10 %"))
+        for mode, label, target in modes:
             w, wo = results[("with", mode)], results[("without", mode)]
             row("2 POST /prompt", f"{label}: with / without extension",
                 f"median {ms(statistics.median(w))} / {ms(statistics.median(wo))} "
@@ -372,7 +373,8 @@ def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
     for files in sizes:
         server = ComfyServer(workdir / f"reads-{files}")
         place_file(server.models / "checkpoints" / "bench.safetensors")
-        per_type = {"checkpoints": files // 2, "loras": files // 4, "vae": files // 8, "upscale_models": files - files // 2 - files // 4 - files // 8}
+        per_type = {"checkpoints": files // 2, "loras": files // 4, "vae": files // 8}
+        per_type["upscale_models"] = files - sum(per_type.values())
         for model_type, n in per_type.items():
             for i in range(n):
                 place_file(server.models / model_type / f"sub{i % 20}" / f"{model_type}_{i:05d}.safetensors")
@@ -385,7 +387,8 @@ def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
         server.start(timeout=300)
         started = time.perf_counter() - start
         try:
-            import_line = next((l for l in server.log().splitlines() if l.rstrip().endswith(PACK_NAME) and "seconds" in l), "?")
+            import_line = next((line for line in server.log().splitlines()
+                                if line.rstrip().endswith(PACK_NAME) and "seconds" in line), "?")
             if files == sizes[-1]:
                 import_line = re.sub(r"\S*/custom_nodes/", "custom_nodes/", import_line.strip())
                 row("6 start-up", "ComfyUI's 'Import times for custom nodes' line", import_line, "≤ 30 ms")
@@ -410,11 +413,11 @@ def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
             stop = threading.Event()
             cheap: list[float] = []
 
-            def heavy():
+            def heavy(url: str, stop: threading.Event) -> None:
                 while not stop.is_set():
-                    timed_get(server.url, "/nodes-stats/models")
+                    timed_get(url, "/nodes-stats/models")
 
-            workers = [threading.Thread(target=heavy) for _ in range(HEAVY_CLIENTS)]
+            workers = [threading.Thread(target=heavy, args=(server.url, stop)) for _ in range(HEAVY_CLIENTS)]
             for w in workers:
                 w.start()
             deadline = time.perf_counter() + (3 if quick else 8)
@@ -440,7 +443,7 @@ def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
 def machine() -> str:
     cpu = "?"
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()

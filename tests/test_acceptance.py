@@ -49,8 +49,9 @@ CORE_PROMPT = {
     "4": {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "core_cn.safetensors"}},
     "5": {"class_type": "UNETLoader", "inputs": {"unet_name": "core_unet.safetensors", "weight_dtype": "default"}},
     "6": {"class_type": "CLIPLoader", "inputs": {"clip_name": "core_clip.safetensors", "type": "stable_diffusion"}},
-    "7": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "te1.safetensors", "clip_name2": "te2.safetensors", "type": "sdxl"}},
-    "8": {"class_type": "TripleCLIPLoader", "inputs": {"clip_name1": "te1.safetensors", "clip_name2": "te2.safetensors", "clip_name3": "te3.safetensors"}},
+    "7": {"class_type": "DualCLIPLoader",
+          "inputs": {"clip_name1": "te1.safetensors", "clip_name2": "te2.safetensors", "type": "sdxl"}},
+    "8": {"class_type": "TripleCLIPLoader", "inputs": {f"clip_name{i}": f"te{i}.safetensors" for i in (1, 2, 3)}},
     "9": {"class_type": "QuadrupleCLIPLoader", "inputs": {f"clip_name{i}": f"te{i}.safetensors" for i in (1, 2, 3, 4)}},
     "10": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "core_up.pth"}},
     "11": {"class_type": "HypernetworkLoader", "inputs": {"model": ["1", 0], "hypernetwork_name": "core_hn.pt", "strength": 1.0}},
@@ -242,7 +243,8 @@ def test_an_older_node_stats_history_is_imported_once(make_server):
             CREATE TABLE prompt_log (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL, class_types TEXT NOT NULL);
             CREATE TABLE model_usage (model_name TEXT PRIMARY KEY, model_type TEXT NOT NULL, count INTEGER NOT NULL,
                                       first_seen TEXT NOT NULL, last_seen TEXT NOT NULL);
-            INSERT INTO node_usage VALUES ('KSampler', '__builtin__', 7, '2026-01-01T00:00:00+00:00', '2026-03-01T00:00:00+00:00');
+            INSERT INTO node_usage VALUES ('KSampler', '__builtin__', 7,
+                                           '2026-01-01T00:00:00+00:00', '2026-03-01T00:00:00+00:00');
             INSERT INTO prompt_log (timestamp, class_types) VALUES ('2026-03-01T00:00:00+00:00', '["KSampler"]');
             INSERT INTO model_usage VALUES ('legacy.safetensors', 'checkpoints', 7, '2026-01-01T00:00:00', '2026-03-01T00:00:00');
         """)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -280,7 +279,8 @@ class TestTwentyThousandModels:
             const panel = document.querySelector("[data-testid='usage-stats-panel']");
             const start = performance.now();
             document.querySelector("[data-testid='usage-stats-refresh']").click();
-            const poll = () => panel.getAttribute("aria-busy") === "false" ? resolve(performance.now() - start) : requestAnimationFrame(poll);
+            const poll = () => panel.getAttribute("aria-busy") === "false"
+                ? resolve(performance.now() - start) : requestAnimationFrame(poll);
             requestAnimationFrame(poll);
         })""")
         print(f"20,000 models: refresh (fetch, parse, sort and render) took {reload_ms:.0f} ms")

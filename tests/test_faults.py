@@ -8,7 +8,6 @@ cores) but far below what a blocking hook or a lost batch would cost, so they ca
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import sqlite3
 import statistics

@@ -46,7 +46,8 @@ def test_subfolder_values_are_recorded_with_forward_slashes(models, value):
 
 
 def test_files_in_alias_folders_are_recorded_under_the_canonical_type(models):
-    assert found(models, node("UNETLoader", unet_name="u.safetensors", weight_dtype="default")) == {("diffusion_models", "u.safetensors")}
+    unet = node("UNETLoader", unet_name="u.safetensors", weight_dtype="default")
+    assert found(models, unet) == {("diffusion_models", "u.safetensors")}
     assert "unet" not in models.tracked_types()
 
 

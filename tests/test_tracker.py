@@ -77,7 +77,8 @@ def test_a_corrupt_file_is_moved_aside_and_a_fresh_database_created(tmp_path, ca
 
 def test_record_counts_each_prompt_and_keeps_first_and_last_seen(store):
     store.record([use(NOW - 10, {"KSampler": "__builtin__"}, [("checkpoints", "a.safetensors")])])
-    store.record([use(NOW, {"KSampler": "__builtin__"}, [("checkpoints", "a.safetensors")]), use(NOW - 20, {"KSampler": "__builtin__"})])
+    store.record([use(NOW, {"KSampler": "__builtin__"}, [("checkpoints", "a.safetensors")]),
+                  use(NOW - 20, {"KSampler": "__builtin__"})])
     assert store.node_rows() == [("KSampler", "__builtin__", 3, NOW - 20, NOW)]
     assert store.model_rows() == [("checkpoints", "a.safetensors", 2, NOW - 10, NOW)]
     assert store.prompt_count() == 3
@@ -105,7 +106,8 @@ def test_a_legacy_node_stats_database_is_imported_once(store, tmp_path):
         db.executescript("""
             CREATE TABLE node_usage (class_type TEXT PRIMARY KEY, package TEXT, count INTEGER, first_seen TEXT, last_seen TEXT);
             CREATE TABLE prompt_log (id INTEGER PRIMARY KEY, timestamp TEXT, class_types TEXT);
-            INSERT INTO node_usage VALUES ('KSampler', '__builtin__', 4, '2026-01-01T00:00:00+00:00', '2026-02-01T00:00:00+00:00');
+            INSERT INTO node_usage VALUES ('KSampler', '__builtin__', 4,
+                                           '2026-01-01T00:00:00+00:00', '2026-02-01T00:00:00+00:00');
             INSERT INTO node_usage VALUES ('Broken', NULL, 1, 'not a date', 'x');
             INSERT INTO prompt_log VALUES (1, '2026-02-01T00:00:00+00:00', '[]');
         """)

@@ -44,7 +44,8 @@ def test_the_hook_returns_exactly_what_it_got(writer):
 def test_a_class_type_or_model_used_twice_in_one_prompt_counts_once(writer):
     writer.on_prompt(prompt_using())
     writer.flush()
-    assert sorted((ct, count) for ct, _, count, *_ in writer.store.node_rows()) == [("CLIPTextEncode", 1), ("CheckpointLoaderSimple", 1)]
+    counts = sorted((ct, count) for ct, _, count, *_ in writer.store.node_rows())
+    assert counts == [("CLIPTextEncode", 1), ("CheckpointLoaderSimple", 1)]
     assert [(t, n, c) for t, n, c, *_ in writer.store.model_rows()] == [("checkpoints", "a.safetensors", 1)]
 
 
