@@ -1,13 +1,13 @@
 """comfyui-usage-stats: ComfyUI entry point. Wiring only: the hook, the writer thread and the routes.
 
-Importing this outside ComfyUI, or with a database that cannot be opened, never raises: the extension
-logs one `[usage-stats]` line and ComfyUI carries on without it.
+Importing this outside ComfyUI, with a database that cannot be opened, or even as a lone file rather than
+as ComfyUI's pack (as pytest does with a checkout's root), never raises: the extension logs one
+`[usage-stats]` line and ComfyUI carries on without it. Hence every import of ours sits inside the guard.
 """
 
 import atexit
+import logging
 import os
-
-from .logs import log
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
@@ -31,4 +31,4 @@ try:
 
     _install(PromptServer.instance)
 except Exception as error:  # outside ComfyUI, or a ComfyUI we cannot hook into: stay out of the way
-    log.warning("[usage-stats] not tracking: %s", error)
+    logging.getLogger("usage_stats").warning("[usage-stats] not tracking: %s", error)

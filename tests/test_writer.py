@@ -172,3 +172,14 @@ def test_a_prompt_sqlite_rejects_costs_only_itself(fake_comfy):
         assert w._thread.is_alive()
     finally:
         w.stop()
+
+
+def test_importing_the_entry_point_as_a_lone_module_does_not_raise(monkeypatch, caplog):
+    """pytest imports a checkout's root __init__.py this way when the folder name is not a package name."""
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.syspath_prepend(str(repo))
+    monkeypatch.delitem(sys.modules, "__init__", raising=False)
+    module = importlib.import_module("__init__")
+    monkeypatch.delitem(sys.modules, "__init__")
+    assert module.NODE_CLASS_MAPPINGS == {} and module.WEB_DIRECTORY == "./js"
+    assert "not tracking" in caplog.text
