@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -181,6 +182,8 @@ class ModelMapper:
         self.excluded_types = frozenset(excluded_types)
         self._listings: dict[str, list[str]] = {}
         self._raw_listings: dict[str, tuple[list[str], list[str]]] = {}  # type -> (ComfyUI's names, ours)
+        self._model_extensions: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
         self._owners: dict[str, tuple[str, ...]] = {}
         self._embedding_keys: dict[str, tuple[str, ...]] = {}
         self._combos: dict[str, tuple[ComboInput, ...]] = {}
@@ -204,17 +207,22 @@ class ModelMapper:
             self.refresh()
             return dict(self._listings)
 
-    def refresh(self) -> bool:
+    def refresh(self, max_age: float = 0.0) -> bool:
         """Re-read each type's listing through ComfyUI's mtime-checked cache; True if any listing changed.
 
         A file added or removed while ComfyUI runs changes a directory mtime, so the next call sees it.
+        With `max_age`, a view younger than that many seconds is kept: each re-read costs a stat per model
+        folder, and every stat hands the GIL back and forth with ComfyUI's event loop.
         """
+        with self._lock:
+            if max_age and time.monotonic() - self._read_at < max_age:
+                return False
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         import folder_paths
 
-        with self._lock:
-            return self._refresh(folder_paths)
-
-    def _refresh(self, folder_paths) -> bool:
+        self._read_at = time.monotonic()
         listings = {}
         for model_type in self.tracked_types():
             try:
@@ -224,6 +232,7 @@ class ModelMapper:
                 listings[model_type] = self._listings.get(model_type, [])
         if listings == self._listings:
             return False
+        self._model_extensions = _model_extensions(folder_paths, listings)
         self._listings = listings
         self._owners = _owners_by_name(listings)
         self._embedding_keys = _embedding_lookup(listings.get("embeddings", []))
@@ -246,12 +255,20 @@ class ModelMapper:
         return previous
 
     def models_in(self, prompt: dict) -> set[tuple[str, str]]:
-        """(type, name) of every installed model file the prompt selects, each once."""
-        with self._lock:
-            return self._models_in(prompt)
+        """(type, name) of every installed model file the prompt selects, each once.
 
-    def _models_in(self, prompt: dict) -> set[tuple[str, str]]:
+        A prompt that names a file this view lacks (added a moment ago) makes it re-read the folders once.
+        """
+        with self._lock:
+            found, missed = self._models_in(prompt)
+            if missed and self._refresh():
+                found, _ = self._models_in(prompt)
+            return found
+
+    def _models_in(self, prompt: dict) -> tuple[set[tuple[str, str]], bool]:
+        """What the prompt selects, and whether it named a possible model file that is not in this view."""
         found: set[tuple[str, str]] = set()
+        missed = False
         for node in prompt.values():
             if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
                 continue
@@ -268,10 +285,16 @@ class ModelMapper:
                 if not isinstance(value, str):
                     continue  # a link [node_id, slot] or a number
                 if input_name in combos:
-                    found |= self._resolve_cached(class_type, input_name, value, combos[input_name])
+                    resolved = self._resolve_cached(class_type, input_name, value, combos[input_name])
+                    missed = missed or (not resolved and self._could_be_model(value, combos[input_name]))
+                    found |= resolved
                 if "embedding:" in value:
                     found |= self._embeddings_in(value)
-        return found
+        return found, missed
+
+    def _could_be_model(self, value: str, combo: ComboInput) -> bool:
+        """A choice of an input that offers model files, or a name with a model file's extension."""
+        return bool(combo.offered) or os.path.splitext(value)[1].lower() in self._model_extensions
 
     def same_file_keys(self) -> dict[tuple[str, str], str]:
         """(type, name) -> real path, only for types whose folders overlap (the only way two keys share a file)."""
@@ -339,6 +362,14 @@ class ModelMapper:
             for name in self._embedding_keys.get(normalise(reference).rstrip(",").lower(), ()):
                 found.add(("embeddings", name))
         return found
+
+
+def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset[str]:
+    """Every file extension a tracked folder type accepts (ComfyUI's model extensions at least)."""
+    extensions = set(getattr(folder_paths, "supported_pt_extensions", ()))
+    for model_type in listings:
+        extensions.update(e for e in folder_paths.folder_names_and_paths.get(model_type, ((), ()))[1] if e)
+    return frozenset(e.lower() for e in extensions)
 
 
 def _choice_inputs(spec) -> dict[str, list[str]]:

@@ -82,6 +82,14 @@ def test_a_model_added_after_start_is_found_on_the_next_refresh(models, fake_com
     assert found(models, node("CheckpointLoaderSimple", ckpt_name="new.safetensors")) == {("checkpoints", "new.safetensors")}
 
 
+def test_a_prompt_naming_a_file_the_view_lacks_reads_the_folders_again_at_once(models, fake_comfy):
+    models.refresh()
+    assert models.refresh(max_age=60) is False  # a young view is kept: no stat calls
+    place_file(fake_comfy.models / "checkpoints" / "just_added.safetensors")
+    prompt = {"1": node("CheckpointLoaderSimple", ckpt_name="just_added.safetensors")}
+    assert models.models_in(prompt) == {("checkpoints", "just_added.safetensors")}
+
+
 def test_taesd_choices_mean_the_pair_of_preview_files(models):
     assert found(models, node("VAELoader", vae_name="taesd")) == {
         ("vae_approx", "taesd_decoder.pth"), ("vae_approx", "taesd_encoder.pth")}
