@@ -25,10 +25,13 @@ QUEUE_SIZE = 10_000
 PENDING_LIMIT = 100_000
 """Prompts the writer holds in memory while the database is locked by someone else."""
 IDLE_SECONDS = 1.0
-BATCH_WINDOW_SECONDS = 0.05
+BATCH_WINDOW_SECONDS = 0.25
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
 prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
 MAX_BACKOFF_SECONDS = 2.0
+MODEL_VIEW_MAX_AGE_SECONDS = 1.0
+"""How old the writer's view of the model folders may get before a batch re-reads them. A prompt naming a
+file the view lacks re-reads them at once (ModelMapper.models_in), so a model added just now still counts."""
 ROLL_UP_INTERVAL_SECONDS = 3600
 """How often the idle writer looks for prompt-log rows old enough to fold into per-day counts."""
 _STOP = object()
@@ -89,6 +92,7 @@ class Writer:
         self.dropped = 0
         self.written = 0
         self._next_roll_up = 0.0
+        self._noted_version = -1
 
     # ---- the hook (event loop)
 
@@ -175,8 +179,8 @@ class Writer:
                 self._roll_up_when_idle(store)
                 continue
             stop = _STOP in items
-            if items and self.models.refresh():  # before extracting: a model added just now must count
-                self._note_installed(store)
+            if items:
+                self.models.refresh(max_age=MODEL_VIEW_MAX_AGE_SECONDS)
             for item in items:
                 if item is _STOP:
                     continue
@@ -188,6 +192,8 @@ class Writer:
                 else:
                     self.dropped += 1
                     warn_once("pending-full", "the database stayed locked too long; dropping prompts beyond %d", PENDING_LIMIT)
+            if self.models.version != self._noted_version:  # the view changed, maybe inside models_in
+                self._note_installed(store)
             backoff = self._write(store, pending, backoff)
             if stop:
                 return
@@ -206,19 +212,21 @@ class Writer:
             self._next_roll_up = now + ROLL_UP_INTERVAL_SECONDS
 
     def _take(self, timeout: float) -> list:
-        """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
+        """Wait for one item, sleep through BATCH_WINDOW_SECONDS, then take everything queued: one batch.
 
-        A task (flush, reset) or the stop signal ends the gathering at once, so nothing waits on the window.
+        Sleeping rather than waking for each arriving prompt matters: every wake-up takes the GIL from
+        ComfyUI's event loop while it is serving the next POST. A task (flush, reset) or the stop signal
+        skips the window, so nothing that waits for an answer waits on it.
         """
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return []
-        deadline = time.monotonic() + BATCH_WINDOW_SECONDS
-        while len(items) < QUEUE_SIZE and not _is_urgent(items[-1]):
-            remaining = deadline - time.monotonic()
+        if not _is_urgent(items[0]):
+            time.sleep(BATCH_WINDOW_SECONDS)
+        while len(items) < QUEUE_SIZE:
             try:
-                items.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return items
@@ -279,6 +287,7 @@ class Writer:
         """Record first sightings of what is installed now, so never-used items age from today, not earlier."""
         try:
             installed = self.models.installed()
+            self._noted_version = self.models.version
             store.note_installed(
                 packages=[p.name for p in self.packages.installed()],
                 models=[(t, n) for t, names in installed.items() for n in names],
