@@ -238,7 +238,8 @@ class UsageStore:
             for key in use.models:
                 models.add(key, use.ts)
         with atomic(self._db) as db:
-            db.executemany("INSERT INTO prompt_log (ts) VALUES (?)", [(u.ts,) for u in uses])
+            # One statement for the whole batch: executemany would release and retake the GIL once per row.
+            db.execute("INSERT INTO prompt_log (ts) SELECT value FROM json_each(?)", (json.dumps([u.ts for u in uses]),))
             db.executemany(
                 """INSERT INTO node_usage (class_type, package, count, first_seen, last_seen)
                    VALUES (?, ?, ?, ?, ?)
