@@ -168,11 +168,14 @@ class ComboInput:
     """A node input that offers a list of choices, with the folder types its choices came from.
 
     `offered` ranks the tracked types by how many of the input's choices they hold, best first: it decides
-    which type a name means when the same name exists in two folder types.
+    which type a name means when the same name exists in two folder types. `open_ended` is true when the
+    input listed no choices at all (an empty folder, or options the frontend fetches), so it may still
+    name a model file.
     """
 
     name: str
     offered: tuple[tuple[str, int], ...]
+    open_ended: bool = False
 
 
 class ModelMapper:
@@ -183,7 +186,8 @@ class ModelMapper:
         self._listings: dict[str, list[str]] = {}
         self._raw_listings: dict[str, tuple[list[str], list[str]]] = {}  # type -> (ComfyUI's names, ours)
         self._model_extensions: frozenset[str] = frozenset()
-        self._read_at = float("-inf")
+        self._read_at = float("-inf")  # monotonic, for max_age
+        self._read_wall = float("-inf")  # Unix time, to compare with when a prompt was submitted
         self._owners: dict[str, tuple[str, ...]] = {}
         self._embedding_keys: dict[str, tuple[str, ...]] = {}
         self._combos: dict[str, tuple[ComboInput, ...]] = {}
@@ -222,7 +226,7 @@ class ModelMapper:
     def _refresh(self) -> bool:
         import folder_paths
 
-        self._read_at = time.monotonic()
+        self._read_at, self._read_wall = time.monotonic(), time.time()
         listings = {}
         for model_type in self.tracked_types():
             try:
@@ -254,14 +258,17 @@ class ModelMapper:
             self._raw_listings[model_type] = (raw, previous)
         return previous
 
-    def models_in(self, prompt: dict) -> set[tuple[str, str]]:
+    def models_in(self, prompt: dict, submitted_at: float | None = None) -> set[tuple[str, str]]:
         """(type, name) of every installed model file the prompt selects, each once.
 
-        A prompt that names a file this view lacks (added a moment ago) makes it re-read the folders once.
+        A prompt that names a file this view lacks (added a moment ago) makes it re-read the folders, unless
+        the view was read after the prompt was submitted (`submitted_at`, Unix seconds): a file the prompt
+        names existed then, so that view already shows it. This bounds re-reads to about one per batch.
         """
         with self._lock:
             found, missed = self._models_in(prompt)
-            if missed and self._refresh():
+            stale = submitted_at is None or self._read_wall < submitted_at
+            if missed and stale and self._refresh():
                 found, _ = self._models_in(prompt)
             return found
 
@@ -293,8 +300,14 @@ class ModelMapper:
         return found, missed
 
     def _could_be_model(self, value: str, combo: ComboInput) -> bool:
-        """A choice of an input that offers model files, or a name with a model file's extension."""
-        return bool(combo.offered) or os.path.splitext(value)[1].lower() in self._model_extensions
+        """A choice of an input that offers tracked model files, or a model-file name in an open-ended input.
+
+        An input that listed choices, none of them tracked files (LoRAs, samplers), never counts as a miss:
+        otherwise every prompt with a LoRA would re-read the model folders.
+        """
+        if combo.offered:
+            return True
+        return combo.open_ended and os.path.splitext(value)[1].lower() in self._model_extensions
 
     def same_file_keys(self) -> dict[tuple[str, str], str]:
         """(type, name) -> real path, only for types whose folders overlap (the only way two keys share a file)."""
@@ -327,7 +340,8 @@ class ModelMapper:
                 choices = {}
             listing_sets = {t: set(names) for t, names in self._listings.items()}
             self._combos[class_type] = tuple(
-                ComboInput(name, _rank_types(options, listing_sets)) for name, options in choices.items()
+                ComboInput(name, _rank_types(options, listing_sets), open_ended=not options)
+                for name, options in choices.items()
             )
         return self._combos[class_type]
 

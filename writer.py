@@ -25,7 +25,7 @@ QUEUE_SIZE = 10_000
 PENDING_LIMIT = 100_000
 """Prompts the writer holds in memory while the database is locked by someone else."""
 IDLE_SECONDS = 1.0
-BATCH_WINDOW_SECONDS = 0.25
+BATCH_WINDOW_SECONDS = 0.05
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
 prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
 MAX_BACKOFF_SECONDS = 2.0
@@ -212,21 +212,21 @@ class Writer:
             self._next_roll_up = now + ROLL_UP_INTERVAL_SECONDS
 
     def _take(self, timeout: float) -> list:
-        """Wait for one item, sleep through BATCH_WINDOW_SECONDS, then take everything queued: one batch.
+        """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
 
-        Sleeping rather than waking for each arriving prompt matters: every wake-up takes the GIL from
-        ComfyUI's event loop while it is serving the next POST. A task (flush, reset) or the stop signal
-        skips the window, so nothing that waits for an answer waits on it.
+        A task (flush, reset) or the stop signal ends the gathering at once, so nothing waits on the window.
+        (Sleeping through the window instead cut wake-ups but capped ingest at one batch per window and
+        made bursts worse, by handing the writer bigger batches to hold the GIL for.)
         """
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return []
-        if not _is_urgent(items[0]):
-            time.sleep(BATCH_WINDOW_SECONDS)
-        while len(items) < QUEUE_SIZE:
+        deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+        while len(items) < QUEUE_SIZE and not _is_urgent(items[-1]):
+            remaining = deadline - time.monotonic()
             try:
-                items.append(self._queue.get_nowait())
+                items.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return items
@@ -278,7 +278,7 @@ class Writer:
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str):
                     nodes.setdefault(storable(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
-            models = self.models.models_in(prompt)
+            models = self.models.models_in(prompt, submitted_at=ts)
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
         return PromptUse(int(ts), nodes, frozenset(models))

@@ -90,6 +90,16 @@ def test_a_prompt_naming_a_file_the_view_lacks_reads_the_folders_again_at_once(m
     assert models.models_in(prompt) == {("checkpoints", "just_added.safetensors")}
 
 
+def test_a_lora_choice_never_makes_the_mapper_read_the_folders_again(models, monkeypatch):
+    models.refresh()
+    reads = []
+    monkeypatch.setattr(models, "_refresh", lambda: reads.append(1) or False)
+    prompt = {"1": node("LoraLoader", lora_name="l.safetensors", model=["2", 0], strength_model=1.0),
+              "2": node("CheckpointLoaderSimple", ckpt_name="a.safetensors")}
+    assert models.models_in(prompt) == {("checkpoints", "a.safetensors")}
+    assert reads == []
+
+
 def test_taesd_choices_mean_the_pair_of_preview_files(models):
     assert found(models, node("VAELoader", vae_name="taesd")) == {
         ("vae_approx", "taesd_decoder.pth"), ("vae_approx", "taesd_encoder.pth")}
