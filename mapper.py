@@ -173,7 +173,6 @@ class ComboInput:
     name a model file.
     """
 
-    name: str
     offered: tuple[tuple[str, int], ...]
     open_ended: bool = False
 
@@ -190,8 +189,7 @@ class ModelMapper:
         self._read_wall = float("-inf")  # Unix time, to compare with when a prompt was submitted
         self._owners: dict[str, tuple[str, ...]] = {}
         self._embedding_keys: dict[str, tuple[str, ...]] = {}
-        self._combos: dict[str, tuple[ComboInput, ...]] = {}
-        self._combo_maps: dict[str, dict[str, ComboInput]] = {}
+        self._combos: dict[str, dict[str, ComboInput]] = {}  # class_type -> input name -> its choices
         self._resolved: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
         self.version = 0
         """Bumped whenever a listing changes: a cache key for reports built from the listings."""
@@ -241,7 +239,6 @@ class ModelMapper:
         self._owners = _owners_by_name(listings)
         self._embedding_keys = _embedding_lookup(listings.get("embeddings", []))
         self._combos.clear()  # choices may now point at other types
-        self._combo_maps.clear()
         self._resolved.clear()
         self.version += 1
         return True
@@ -283,11 +280,7 @@ class ModelMapper:
             if not isinstance(inputs, dict):
                 continue
             class_type = node["class_type"]
-            combos = self._combo_maps.get(class_type)
-            if combos is None:
-                combos = {c.name: c for c in self._combo_inputs(class_type)}
-                if class_type in self._combos:  # only a known class's inputs are final until the next refresh
-                    self._combo_maps[class_type] = combos
+            combos = self._combo_inputs(class_type)
             for input_name, value in inputs.items():
                 if not isinstance(value, str):
                     continue  # a link [node_id, slot] or a number
@@ -325,24 +318,23 @@ class ModelMapper:
 
     # ---- internals
 
-    def _combo_inputs(self, class_type: str) -> tuple[ComboInput, ...]:
-        """The class's choice inputs, introspected once per class (V3 rebuilds its schema on every call)."""
+    def _combo_inputs(self, class_type: str) -> dict[str, ComboInput]:
+        """The class's choice inputs by name, introspected once per class (V3 rebuilds its schema on every call)."""
         if class_type not in self._combos:
             import nodes
 
             cls = nodes.NODE_CLASS_MAPPINGS.get(class_type)
             if cls is None:
-                return ()
+                return {}  # not cached: the class may be registered later
             try:
                 choices = _choice_inputs(cls.INPUT_TYPES())
             except Exception as error:
                 warn_once(f"input-types:{class_type}", "cannot read the inputs of %s (%s)", class_type, error)
                 choices = {}
-            listing_sets = {t: set(names) for t, names in self._listings.items()}
-            self._combos[class_type] = tuple(
-                ComboInput(name, _rank_types(options, listing_sets), open_ended=not options)
+            self._combos[class_type] = {
+                name: ComboInput(_rank_types(options, self._owners), open_ended=not options)
                 for name, options in choices.items()
-            )
+            }
         return self._combos[class_type]
 
     def _resolve_cached(self, class_type: str, input_name: str, value: str, combo: ComboInput) -> set[tuple[str, str]]:
@@ -406,10 +398,13 @@ def _choice_inputs(spec) -> dict[str, list[str]]:
     return choices
 
 
-def _rank_types(options: list[str], listing_sets: dict[str, set[str]]) -> tuple[tuple[str, int], ...]:
-    offered = set(options)
-    scores = [(t, len(offered & names)) for t, names in listing_sets.items()]
-    return tuple(sorted(((t, s) for t, s in scores if s), key=lambda ts: -ts[1]))
+def _rank_types(options: list[str], owners: dict[str, tuple[str, ...]]) -> tuple[tuple[str, int], ...]:
+    """Tracked types by how many of the options they hold, best first (via the name -> types index)."""
+    scores: dict[str, int] = {}
+    for option in set(options):
+        for model_type in owners.get(option, ()):
+            scores[model_type] = scores.get(model_type, 0) + 1
+    return tuple(sorted(scores.items(), key=lambda ts: -ts[1]))
 
 
 def _owners_by_name(listings: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
