@@ -25,7 +25,7 @@ COMPRESS_ABOVE_BYTES = 4096
 REPORT_MAX_AGE_SECONDS = 60
 """A cached model report is rebuilt at least this often, so tiers age even when nothing else changes."""
 MODEL_PAGES_KEPT = 16
-"""Encoded /models pages (filter and paging combinations) kept for the current report."""
+"""Encoded /models pages (filter and paging combinations) kept for the current report only."""
 MAX_BODY_BYTES = 64 * 1024
 """Every body this API takes is a few bytes of JSON; a larger one is refused before it is parsed."""
 
@@ -110,9 +110,9 @@ class StatsApi:
         unknown = types - {section["model_type"] for section in report}
         if unknown:
             raise ApiError(400, f"unknown model type {sorted(unknown)[0]!r}; known: {', '.join(s['model_type'] for s in report)}")
-        page_key = (id(report), frozenset(statuses), frozenset(types), text, offset, limit)
+        page_key = (frozenset(statuses), frozenset(types), text, offset, limit)
         cached = self._model_pages.get(page_key)
-        if cached is None or cached[0] is not report:
+        if cached is None or cached[0] is not report:  # a page of an older report (built during a rebuild)
             body, total = await asyncio.get_running_loop().run_in_executor(
                 None, _model_page, report, statuses, types, text, offset, limit
             )
@@ -178,6 +178,7 @@ class StatsApi:
             return cached[1]
         report = self._build_model_report(store, models, installed)
         self._model_cache = (key, report)
+        self._model_pages = {}  # pages of the old report would keep all of it alive
         return report
 
     def _build_model_report(self, store: UsageStore, models, installed) -> list[dict]:
