@@ -324,6 +324,23 @@ class UsageStore:
         log.info("[usage-stats] imported the history of %s: %s", legacy_path, counts)
         return True
 
+    def save_settings(self, group: str, values: dict) -> None:
+        """Store one group of settings (e.g. "config") as JSON; a reset keeps them."""
+        with atomic(self._db) as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (f"settings:{group}", json.dumps(values)),
+            )
+        self.version += 1
+
+    def load_settings(self, group: str) -> dict:
+        """The stored settings of `group`, or {} if none were saved (or the row is not a JSON object)."""
+        try:
+            values = json.loads(self._meta(f"settings:{group}") or "{}")
+        except ValueError:
+            return {}
+        return values if isinstance(values, dict) else {}
+
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None

@@ -40,6 +40,22 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.skip(reason=reason))
 
 
+NOW = 1_800_000_000
+"""The clock of the `store` fixture (2027-01-15): tests move it through `store.clock_state["now"]`."""
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh UsageStore on disk whose clock the test sets."""
+    from usage_stats.tracker import UsageStore
+
+    clock = {"now": NOW}
+    db = UsageStore(str(tmp_path / "usage_stats.db"), clock=lambda: clock["now"])
+    db.clock_state = clock
+    yield db
+    db.close()
+
+
 @pytest.fixture
 def fake_comfy(tmp_path, monkeypatch):
     """A fresh fake ComfyUI rooted in tmp_path: models/, custom_nodes/, user/."""

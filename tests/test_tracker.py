@@ -7,18 +7,9 @@ import sqlite3
 import pytest
 
 from usage_stats import tracker
-from usage_stats.tracker import DAY, InstalledPackage, PromptUse, UsageStore, classify, model_report, package_report
+from usage_stats.tracker import DAY, InstalledPackage, PromptUse, classify, model_report, package_report
 
-NOW = 1_800_000_000
-
-
-@pytest.fixture
-def store(tmp_path):
-    clock = {"now": NOW}
-    db = UsageStore(str(tmp_path / "usage_stats.db"), clock=lambda: clock["now"])
-    db.clock_state = clock
-    yield db
-    db.close()
+from conftest import NOW
 
 
 def use(ts, nodes=None, models=()):
