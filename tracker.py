@@ -29,10 +29,14 @@ UNKNOWN_PACKAGE = "__unknown__"
 """Package name of a class_type that no loaded pack provides (a missing or removed pack)."""
 
 DAY = 86_400
-PROMPT_DETAIL_DAYS = 180
-"""Prompt-log rows older than this fold into per-day counts (prompt_days); every total stays the same."""
-ROLL_UP_BATCH = 5_000
-"""Rows folded per transaction, so the write lock is held only briefly."""
+PRUNE_BATCH = 5_000
+"""Prompt-log rows deleted per transaction by retention, so the write lock is held only briefly."""
+DEFAULT_USER = "default"
+"""The user of every prompt when ComfyUI runs without --multi-user (ComfyUI's own name for it)."""
+RESULTS = ("success", "error", "interrupted")
+"""How an accepted prompt ended, as ComfyUI's execution messages say."""
+KINDS = ("prompt", "node", "package", "model")
+"""What a daily row counts: whole prompts (item ''), node types, packs, models ('<type>/<name>')."""
 TIERS = ("used", "unused_new", "consider_removing", "safe_to_remove", "uninstalled")
 REMOVAL_ORDER = ("used", "unused_new", "consider_removing", "safe_to_remove")
 """Installed tiers from 'keep' to 'remove'; a cap keeps an item at or before a given tier."""
@@ -103,7 +107,54 @@ def _migration_2_prompt_days(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE prompt_days (day INTEGER PRIMARY KEY, prompts INTEGER NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1_initial, _migration_2_prompt_days]
+def _migration_3_outcomes_and_daily(db: sqlite3.Connection) -> None:
+    """Each prompt's user and outcome, and the daily rollup per item and user that every total comes from.
+
+    Counts written before this version could not tell accepted prompts from rejected ones; they are kept as
+    they are. Prompt totals move from prompt_days and the log into `daily` (kind 'prompt'), so retention can
+    delete detail without touching a total.
+    """
+    _execute_statements(
+        db,
+        """
+        ALTER TABLE prompt_log ADD COLUMN user TEXT NOT NULL DEFAULT 'default';
+        -- 'queued' (accepted, not finished), 'success', 'error', 'interrupted', 'rejected', or NULL before v3.
+        ALTER TABLE prompt_log ADD COLUMN outcome TEXT;
+        ALTER TABLE prompt_log ADD COLUMN exec_ms INTEGER;
+        ALTER TABLE prompt_log ADD COLUMN cached_nodes INTEGER;
+
+        CREATE TABLE daily (
+            day         INTEGER NOT NULL,  -- UTC day number: ts / 86400
+            kind        TEXT NOT NULL,     -- prompt | node | package | model
+            item        TEXT NOT NULL,
+            user        TEXT NOT NULL,
+            prompts     INTEGER NOT NULL DEFAULT 0,  -- accepted prompts
+            successes   INTEGER NOT NULL DEFAULT 0,
+            failures    INTEGER NOT NULL DEFAULT 0,
+            interrupted INTEGER NOT NULL DEFAULT 0,
+            rejected    INTEGER NOT NULL DEFAULT 0,  -- refused by ComfyUI's validation: never "use"
+            exec_ms     INTEGER NOT NULL DEFAULT 0,  -- summed over finished prompts
+            first_ts    INTEGER,                     -- first and last accepted prompt of the day
+            last_ts     INTEGER,
+            PRIMARY KEY (kind, day, item, user)
+        ) WITHOUT ROWID;
+        CREATE INDEX idx_daily_item ON daily(kind, item, day);
+
+        INSERT INTO daily (day, kind, item, user, prompts, first_ts, last_ts)
+            SELECT ts / 86400, 'prompt', '', 'default', COUNT(*), MIN(ts), MAX(ts) FROM prompt_log GROUP BY ts / 86400;
+        INSERT INTO daily (day, kind, item, user, prompts)
+            SELECT day, 'prompt', '', 'default', prompts FROM prompt_days WHERE true
+            ON CONFLICT (kind, day, item, user) DO UPDATE SET prompts = prompts + excluded.prompts;
+        DROP TABLE prompt_days;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1_initial,
+    _migration_2_prompt_days,
+    _migration_3_outcomes_and_daily,
+]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
 
@@ -194,11 +245,79 @@ def connect_readonly(path: str) -> sqlite3.Connection:
 
 @dataclass(frozen=True)
 class PromptUse:
-    """Everything one prompt used, each item once, as the writer extracted it."""
+    """Everything one prompt used, each item once, as the writer extracted it, and ComfyUI's verdict on it."""
 
     ts: int
     nodes: dict[str, str]  # class_type -> package
     models: frozenset[tuple[str, str]] = frozenset()  # (model_type, model_name)
+    user: str = DEFAULT_USER
+    accepted: bool = True  # False: ComfyUI's validation refused it (HTTP 400), so nothing in it was used
+
+    def daily_items(self) -> set[tuple[str, str]]:
+        """(kind, item) of every daily row this prompt counts in."""
+        items = {("prompt", "")}
+        items.update(("node", class_type) for class_type in self.nodes)
+        items.update(("package", package) for package in set(self.nodes.values()))
+        items.update(("model", model_key(t, n)) for t, n in self.models)
+        return items
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an accepted prompt ended: applied to its log row and to every daily row it counted in."""
+
+    use: PromptUse
+    row_id: int
+    result: str  # one of RESULTS
+    exec_ms: int | None = None
+    cached_nodes: int | None = None
+
+
+def model_key(model_type: str, model_name: str) -> str:
+    """A model's item name in daily rows and in /history: '<type>/<name>' (types never contain '/')."""
+    return f"{model_type}/{model_name}"
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Summed daily rows of one item over a view (a window of days, one user or everyone)."""
+
+    prompts: int = 0
+    successes: int = 0
+    failures: int = 0
+    interrupted: int = 0
+    rejected: int = 0
+    exec_ms: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+    def outcomes(self) -> dict:
+        finished = self.successes + self.failures + self.interrupted
+        return {
+            "successes": self.successes,
+            "failures": self.failures,
+            "interrupted": self.interrupted,
+            "rejected_count": self.rejected,
+            "avg_ms": round(self.exec_ms / finished) if finished else None,
+        }
+
+
+NO_TOTALS = Totals()
+
+
+@dataclass(frozen=True)
+class View:
+    """Which prompts a report counts: every day and every user, or a window of days and/or one user.
+
+    Tiers never depend on the view: a model alice has not used this week may be bob's daily driver.
+    """
+
+    since_day: int | None = None
+    user: str | None = None
+
+    @property
+    def windowed(self) -> bool:
+        return self.since_day is not None or self.user is not None
 
 
 # --------------------------------------------------------------------------- the store
@@ -223,15 +342,18 @@ class UsageStore:
 
     # ---- writes (writer thread only)
 
-    def record(self, uses: Iterable[PromptUse]) -> int:
-        """Write a batch of prompts in one transaction; returns how many prompts it held.
+    def record(self, uses: Iterable[PromptUse]) -> list[int]:
+        """Write a batch of prompts in one transaction; returns their prompt-log row ids, in order.
 
         Usage is summed per item within the batch first, so a burst of 10,000 prompts costs one upsert per
-        distinct node type and model, not one per prompt and item (the same totals, several times faster).
+        distinct node type, model and day, not one per prompt and item (the same totals, several times faster).
+        Rejected prompts are logged and counted per day as rejected, never as use.
         """
         uses = list(uses)
         nodes, models, packages = _Tally(), _Tally(), {}
         for use in uses:
+            if not use.accepted:
+                continue
             for class_type, package in use.nodes.items():
                 nodes.add(class_type, use.ts)
                 packages[class_type] = package  # the latest prompt's pack wins, as row by row
@@ -239,7 +361,13 @@ class UsageStore:
                 models.add(key, use.ts)
         with atomic(self._db) as db:
             # One statement for the whole batch: executemany would release and retake the GIL once per row.
-            db.execute("INSERT INTO prompt_log (ts) SELECT value FROM json_each(?)", (json.dumps([u.ts for u in uses]),))
+            db.execute(
+                """INSERT INTO prompt_log (ts, user, outcome)
+                   SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+                   FROM json_each(?)""",
+                (json.dumps([[u.ts, u.user, "queued" if u.accepted else "rejected"] for u in uses]),),
+            )
+            last_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.executemany(
                 """INSERT INTO node_usage (class_type, package, count, first_seen, last_seen)
                    VALUES (?, ?, ?, ?, ?)
@@ -258,8 +386,20 @@ class UsageStore:
                        last_seen = MAX(last_seen, excluded.last_seen)""",
                 [(mt, name, *entry) for (mt, name), entry in models.items()],
             )
+            db.executemany(_DAILY_UPSERT, _daily_counts(uses))
         self.version += 1
-        return len(uses)
+        return list(range(last_id - len(uses) + 1, last_id + 1))
+
+    def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        """Apply how prompts ended to their log rows and to the daily rows of every item they used."""
+        outcomes = list(outcomes)
+        with atomic(self._db) as db:
+            db.executemany(
+                "UPDATE prompt_log SET outcome = ?, exec_ms = ?, cached_nodes = ? WHERE id = ?",
+                [(o.result, o.exec_ms, o.cached_nodes, o.row_id) for o in outcomes],
+            )
+            db.executemany(_DAILY_UPSERT, _daily_results(outcomes))
+        self.version += 1
 
     def note_installed(self, packages: Iterable[str] = (), models: Iterable[tuple[str, str]] = ()) -> None:
         """Remember when each item was first seen installed; later sightings change nothing."""
@@ -278,32 +418,27 @@ class UsageStore:
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
-            for table in ("node_usage", "prompt_log", "prompt_days", "model_usage", "package_inventory", "model_inventory"):
+            for table in ("node_usage", "prompt_log", "daily", "model_usage", "package_inventory", "model_inventory"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
         self.version += 1
 
-    def roll_up_prompt_log(self, older_than: int, batch: int = ROLL_UP_BATCH) -> int:
-        """Fold up to `batch` of the oldest prompt-log rows before `older_than` into prompt_days; returns how many.
+    def prune_detail(self, older_than: int, batch: int = PRUNE_BATCH) -> int:
+        """Delete up to `batch` of the oldest prompt-log rows before `older_than`; returns how many.
 
-        Oldest first and in small transactions: call again until it returns 0. The prompt count is unchanged.
+        Every total, first_seen and last_seen lives in the usage tables and the daily rollup, written with the
+        prompt itself, so pruning detail changes none of them. Oldest first and in small transactions: call
+        again until it returns 0.
         """
         with atomic(self._db) as db:
-            last_id = db.execute(
-                "SELECT MAX(id) FROM (SELECT id FROM prompt_log WHERE ts < ? ORDER BY id LIMIT ?)", (older_than, batch)
-            ).fetchone()[0]
-            if last_id is None:
-                return 0
-            db.execute(
-                """INSERT INTO prompt_days (day, prompts)
-                   SELECT ts / 86400, COUNT(*) FROM prompt_log WHERE id <= ? AND ts < ? GROUP BY ts / 86400
-                   ON CONFLICT (day) DO UPDATE SET prompts = prompts + excluded.prompts""",
-                (last_id, older_than),
-            )
-            folded = db.execute("DELETE FROM prompt_log WHERE id <= ? AND ts < ?", (last_id, older_than)).rowcount
-        self.version += 1
-        return folded
+            deleted = db.execute(
+                "DELETE FROM prompt_log WHERE id IN (SELECT id FROM prompt_log WHERE ts < ? ORDER BY id LIMIT ?)",
+                (older_than, batch),
+            ).rowcount
+        if deleted:
+            self.version += 1
+        return deleted
 
     def import_legacy(self, legacy_path: str) -> bool:
         """Import, once, the history of an older Node Stats database; returns True if it imported now."""
@@ -373,10 +508,116 @@ class UsageStore:
         return {(t, n): ts for t, n, ts in rows}
 
     def prompt_count(self) -> int:
-        """Every prompt ever recorded: the detailed ones and those rolled up into days."""
+        """Every accepted prompt ever recorded (the daily rollup holds them all, detail pruned or not)."""
         return self._reader().execute(
-            "SELECT (SELECT COUNT(*) FROM prompt_log) + (SELECT COALESCE(SUM(prompts), 0) FROM prompt_days)"
+            "SELECT COALESCE(SUM(prompts), 0) FROM daily WHERE kind = 'prompt'"
         ).fetchone()[0]
+
+    def totals(self, kind: str, view: View = View()) -> dict[str, Totals]:
+        """item -> its summed daily rows in `view`."""
+        where, args = _view_filter(view)
+        rows = self._reader().execute(
+            f"""SELECT item, SUM(prompts), SUM(successes), SUM(failures), SUM(interrupted), SUM(rejected),
+                       SUM(exec_ms), MIN(first_ts), MAX(last_ts)
+                FROM daily WHERE kind = ? {where} GROUP BY item""",
+            (kind, *args),
+        )
+        return {item: Totals(*values) for item, *values in rows}
+
+    def daily_series(self, kind: str, item: str, view: View = View()) -> dict[int, Totals]:
+        """day -> one item's totals that day, for the days it has rows."""
+        where, args = _view_filter(view)
+        rows = self._reader().execute(
+            f"""SELECT day, SUM(prompts), SUM(successes), SUM(failures), SUM(interrupted), SUM(rejected),
+                       SUM(exec_ms), MIN(first_ts), MAX(last_ts)
+                FROM daily WHERE kind = ? AND item = ? {where} GROUP BY day ORDER BY day""",
+            (kind, item, *args),
+        )
+        return {day: Totals(*values) for day, *values in rows}
+
+    def first_day(self) -> int | None:
+        return self._reader().execute("SELECT MIN(day) FROM daily WHERE kind = 'prompt'").fetchone()[0]
+
+    def execution_times(self, since_ts: int | None = None, user: str | None = None) -> list[int]:
+        """Execution times (ms) of finished prompts still in the detail log, shortest first."""
+        rows = self._reader().execute(
+            """SELECT exec_ms FROM prompt_log
+               WHERE exec_ms IS NOT NULL AND ts >= ? AND (? IS NULL OR user = ?) ORDER BY exec_ms""",
+            (since_ts or 0, user, user),
+        )
+        return [ms for (ms,) in rows]
+
+    def outcomes_since(self, since_ts: int) -> dict[str, int]:
+        """outcome -> prompts submitted since `since_ts` ('queued' = accepted and not finished yet)."""
+        return dict(self._reader().execute(
+            "SELECT COALESCE(outcome, 'unknown'), COUNT(*) FROM prompt_log WHERE ts >= ? GROUP BY 1", (since_ts,)
+        ))
+
+    def models_used_since(self, since_ts: int) -> list[tuple[str, str, int, int]]:
+        """(type, name, count, last_seen) of models last used at or after `since_ts`, latest first."""
+        return self._reader().execute(
+            """SELECT model_type, model_name, count, last_seen FROM model_usage
+               WHERE last_seen >= ? ORDER BY last_seen DESC""",
+            (since_ts,),
+        ).fetchall()
+
+    def users(self) -> list[str]:
+        """Every user who has submitted a prompt."""
+        return [u for (u,) in self._reader().execute("SELECT DISTINCT user FROM daily WHERE kind = 'prompt' ORDER BY user")]
+
+
+_DAILY_UPSERT = """
+    INSERT INTO daily (kind, day, item, user, prompts, successes, failures, interrupted, rejected, exec_ms, first_ts, last_ts)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (kind, day, item, user) DO UPDATE SET
+        prompts = prompts + excluded.prompts,
+        successes = successes + excluded.successes,
+        failures = failures + excluded.failures,
+        interrupted = interrupted + excluded.interrupted,
+        rejected = rejected + excluded.rejected,
+        exec_ms = exec_ms + excluded.exec_ms,
+        first_ts = COALESCE(MIN(first_ts, excluded.first_ts), first_ts, excluded.first_ts),
+        last_ts = COALESCE(MAX(last_ts, excluded.last_ts), last_ts, excluded.last_ts)
+"""
+"""Adds one batch's counts to a daily row (NULL times are 'none yet', so MIN/MAX skip them)."""
+
+
+def _daily_counts(uses: list[PromptUse]) -> list[tuple]:
+    """Daily-row increments for a batch of prompts: accepted ones as prompts, the others as rejected."""
+    rows: dict[tuple, list] = {}
+    for use in uses:
+        day = use.ts // DAY
+        for kind, item in use.daily_items():
+            row = rows.setdefault((kind, day, item, use.user), [0, 0, None, None])
+            if use.accepted:
+                row[0] += 1
+                row[2] = use.ts if row[2] is None else min(row[2], use.ts)
+                row[3] = use.ts if row[3] is None else max(row[3], use.ts)
+            else:
+                row[1] += 1
+    return [(*key, prompts, 0, 0, 0, rejected, 0, first, last) for key, (prompts, rejected, first, last) in rows.items()]
+
+
+def _daily_results(outcomes: list[Outcome]) -> list[tuple]:
+    """Daily-row increments for how a batch of prompts ended, on the day each was submitted."""
+    rows: dict[tuple, list] = {}
+    for outcome in outcomes:
+        column = RESULTS.index(outcome.result)
+        for kind, item in outcome.use.daily_items():
+            row = rows.setdefault((kind, outcome.use.ts // DAY, item, outcome.use.user), [0, 0, 0, 0])
+            row[column] += 1
+            row[3] += outcome.exec_ms or 0
+    return [(*key, 0, s, f, i, 0, ms, None, None) for key, (s, f, i, ms) in rows.items()]
+
+
+def _view_filter(view: View) -> tuple[str, tuple]:
+    """The SQL condition (after WHERE kind = ?) and its arguments for a view of the daily rollup."""
+    where, args = "", ()
+    if view.since_day is not None:
+        where, args = where + " AND day >= ?", (*args, view.since_day)
+    if view.user is not None:
+        where, args = where + " AND user = ?", (*args, view.user)
+    return where, args
 
 
 class _Tally(dict):
@@ -417,7 +658,9 @@ def _import_legacy_tables(db: sqlite3.Connection) -> dict[str, int]:
         counts["models"] = _merge_usage(db, "model_usage", ("model_type", "model_name"), rows, key_size=2)
     if "prompt_log" in tables:
         stamps = [_parse_iso(r[0]) for r in db.execute("SELECT timestamp FROM legacy.prompt_log ORDER BY id")]
-        db.executemany("INSERT INTO prompt_log (ts) VALUES (?)", [(ts,) for ts in stamps if ts is not None])
+        stamps = [ts for ts in stamps if ts is not None]
+        db.executemany("INSERT INTO prompt_log (ts) VALUES (?)", [(ts,) for ts in stamps])
+        db.executemany(_DAILY_UPSERT, _daily_counts([PromptUse(ts, {}) for ts in stamps]))
         counts["prompts"] = len(stamps)
     return counts
 
@@ -465,10 +708,15 @@ def iso(ts: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Days without use after which an item is worth a look, and after which it is safe to remove."""
+    """Days without use after which an item is worth a look, and after which it is safe to remove.
+
+    `watched_since` is when tracking last resumed after a pause (None: never paused). Nothing ages from
+    before it: a prompt run while tracking was off left no trace, so silence then is not evidence.
+    """
 
     consider_days: int = 30
     safe_days: int = 60
+    watched_since: int | None = None
 
 
 def classify(
@@ -483,12 +731,15 @@ def classify(
     """The one place that decides a tier.
 
     A used item ages from its last use; a never-used one from when the tracker first saw it installed
-    (unknown = now: when the evidence is missing, keep the item). `cap` is the furthest tier toward
+    (unknown = now: when the evidence is missing, keep the item), and neither from before tracking last
+    resumed. `cap` is the furthest tier toward
     removal this item may reach, for items whose use cannot be fully observed.
     """
     if not installed:
         return "uninstalled"
     since = last_used if last_used is not None else (first_installed if first_installed is not None else now)
+    if thresholds.watched_since is not None:
+        since = max(since, thresholds.watched_since)
     idle_days = (now - since) / DAY
     if idle_days > thresholds.safe_days:
         tier = "safe_to_remove"
@@ -541,30 +792,37 @@ def package_report(
     first_installed: dict[str, int],
     now: int,
     thresholds: Thresholds = Thresholds(),
+    view: View = View(),
+    totals: dict[str, Totals] | None = None,
 ) -> list[dict]:
     """Per-pack usage joined with what is installed, classified. Core nodes are not a removable pack.
 
     `current_package` maps each loaded class_type to its pack today, so history recorded while a pack
-    was missing is credited to it once it is installed again.
+    was missing is credited to it once it is installed again. Counts follow `view` (with the node types'
+    daily `totals`); tiers always follow every prompt of every user.
     """
     packs = {p.name: p for p in installed}
     entries: dict[str, dict] = {}
+    last_used: dict[str, int] = {}
     for class_type, recorded, count, first, last in node_rows:
         package = current_package.get(class_type, recorded)
         if package == BUILTIN_PACKAGE:
             continue
+        last_used[package] = max(last_used.get(package, 0), last)
+        count, first, last, summed = _counted(class_type, count, first, last, view, totals)
         entry = entries.setdefault(package, _empty_package(package))
         entry["total_executions"] += count
-        entry["used_nodes"] += 1
-        entry["last_seen"] = max(entry["last_seen"] or 0, last)
-        entry["nodes"].append(_node_dict(class_type, package, count, first, last))
+        entry["used_nodes"] += count > 0
+        if last is not None:
+            entry["last_seen"] = max(entry["last_seen"] or 0, last)
+        entry["nodes"].append(_node_dict(class_type, package, count, first, last, summed))
     for name in packs:
         entries.setdefault(name, _empty_package(name))
     for name, entry in entries.items():
         pack = packs.get(name)
         cap, reasons = _package_cap(pack)
         entry.update(
-            total_nodes=len(pack.node_types) if pack else entry["used_nodes"],
+            total_nodes=len(pack.node_types) if pack else len(entry["nodes"]),
             installed=pack is not None and not pack.disabled,
             disabled=bool(pack and pack.disabled),
             import_failed=bool(pack and pack.import_failed),
@@ -572,7 +830,7 @@ def package_report(
             protected=bool(pack and pack.protected),
             first_installed=iso(first_installed.get(name)),
             status=classify(
-                entry["last_seen"], first_installed.get(name, now), now,
+                last_used.get(name), first_installed.get(name, now), now,
                 installed=pack is not None, cap=cap, thresholds=thresholds,
             ),
             reasons=reasons,
@@ -585,13 +843,36 @@ def _empty_package(name: str) -> dict:
     return {"package": name, "total_executions": 0, "used_nodes": 0, "total_nodes": 0, "last_seen": None, "nodes": []}
 
 
-def _node_dict(class_type: str, package: str, count: int, first: int, last: int) -> dict:
-    return {"class_type": class_type, "package": package, "count": count, "first_seen": iso(first), "last_seen": iso(last)}
+def _node_dict(class_type: str, package: str, count: int, first, last, summed: Totals) -> dict:
+    return {"class_type": class_type, "package": package, **_count_fields(count, first, last, summed)}
 
 
-def usage_report(node_rows: Iterable[tuple[str, str, int, int, int]], current_package: dict[str, str]) -> list[dict]:
-    """Raw per-node usage, core nodes included, credited to each node's pack as it is today."""
-    return [_node_dict(ct, current_package.get(ct, pkg), count, first, last) for ct, pkg, count, first, last in node_rows]
+def _count_fields(count: int, first: int | None, last: int | None, summed: Totals) -> dict:
+    return {"count": count, "first_seen": iso(first), "last_seen": iso(last), **summed.outcomes()}
+
+
+def _counted(item: str, count: int, first: int | None, last: int | None, view: View, totals) -> tuple:
+    """(count, first, last, daily totals) of an item as `view` sees it.
+
+    With every day and every user the count is the usage table's, which also holds history from before
+    per-day rows existed; a window or a user counts from the daily rows alone.
+    """
+    summed = (totals or {}).get(item, NO_TOTALS)
+    if view.windowed:
+        return summed.prompts, summed.first_ts, summed.last_ts, summed
+    return count, first, last, summed
+
+
+def usage_report(
+    node_rows: Iterable[tuple[str, str, int, int, int]],
+    current_package: dict[str, str],
+    view: View = View(),
+    totals: dict[str, Totals] | None = None,
+) -> list[dict]:
+    """Per-node usage, core nodes included, credited to each node's pack as it is today; most used first."""
+    nodes = [_node_dict(ct, current_package.get(ct, pkg), *_counted(ct, count, first, last, view, totals))
+             for ct, pkg, count, first, last in node_rows]
+    return [n for n in sorted(nodes, key=lambda n: (-n["count"], n["class_type"])) if n["count"] or not view.windowed]
 
 
 IMPLICIT_USE = {"vae_approx": "ComfyUI loads these for latent previews without a node naming them"}
@@ -605,11 +886,14 @@ def model_report(
     now: int,
     same_file: dict[tuple[str, str], str] | None = None,
     thresholds: Thresholds = Thresholds(),
+    view: View = View(),
+    totals: dict[str, Totals] | None = None,
 ) -> list[dict]:
     """Per model type, every installed model and every used one, classified; types in name order.
 
     `same_file` maps (type, name) to the real path of the file, for folder types that share a directory:
     the same file listed under two types is used when either name is, so neither looks removable.
+    Counts follow `view` (with the models' daily `totals`, keyed by model_key); tiers never do.
     """
     usage = {(t, n): (count, first, last) for t, n, count, first, last in model_rows}
     _share_usage_between_names(usage, same_file or {})
@@ -622,9 +906,7 @@ def model_report(
         cap = "unused_new" if model_type in IMPLICIT_USE else None
         row = {
             "model_name": name,
-            "count": count,
-            "first_seen": iso(first),
-            "last_seen": iso(last),
+            **_count_fields(*_counted(model_key(model_type, name), count, first, last, view, totals)),
             "first_installed": iso(first_installed.get((model_type, name))),
             "installed": is_installed,
             "status": classify(

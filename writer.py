@@ -13,12 +13,17 @@ import queue
 import sqlite3
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from concurrent.futures import Future
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable
 
 from .logs import log, warn_once
 from .mapper import ModelMapper, PackageMapper
-from .tracker import DAY, PROMPT_DETAIL_DAYS, ROLL_UP_BATCH, UNKNOWN_PACKAGE, PromptUse, UsageStore, storable
+from .settings import CONFIG_FIELDS, Config
+from .tracker import DAY, DEFAULT_USER, PRUNE_BATCH, UNKNOWN_PACKAGE, Outcome, PromptUse, UsageStore, storable
 
 QUEUE_SIZE = 10_000
 """Prompts waiting for the writer; beyond this the hook drops (and counts) rather than block ComfyUI."""
@@ -32,9 +37,52 @@ MAX_BACKOFF_SECONDS = 2.0
 MODEL_VIEW_MAX_AGE_SECONDS = 1.0
 """How old the writer's view of the model folders may get before a batch re-reads them. A prompt naming a
 file the view lacks re-reads them at once (ModelMapper.models_in), so a model added just now still counts."""
-ROLL_UP_INTERVAL_SECONDS = 3600
-"""How often the idle writer looks for prompt-log rows old enough to fold into per-day counts."""
+PRUNE_INTERVAL_SECONDS = 3600
+"""How often the idle writer looks for prompt-log rows older than the retention window."""
+VERDICT_WAIT_SECONDS = 60
+"""How long a prompt waits for ComfyUI's verdict (accepted or rejected) before it counts as accepted:
+a missing verdict is missing evidence, and counting the prompt keeps its items out of "safe to remove"."""
+TRACKED_OUTCOMES = 20_000
+"""Accepted prompts whose outcome the writer still waits for (the queue of a very busy ComfyUI)."""
 _STOP = object()
+
+
+@dataclass
+class Submission:
+    """One POST /prompt as the request middleware sees it: who sent it, and the id the hook gave the prompt."""
+
+    user: str = DEFAULT_USER
+    prompt_id: str | None = None
+
+
+current_submission: ContextVar[Submission | None] = ContextVar("usage_stats_submission", default=None)
+"""Set by the request middleware around ComfyUI's /prompt handler, which calls the hook in the same task:
+the hook's only way to learn the request's user (ComfyUI hands it the JSON body alone)."""
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    ts: float
+    prompt: dict
+    prompt_id: str
+    user: str
+    accepted: bool | None  # None: ComfyUI's verdict follows (from the middleware)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    prompt_id: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How an accepted prompt ended, as ComfyUI's prompt queue reported it."""
+
+    prompt_id: str
+    result: str  # success | error | interrupted
+    exec_ms: int | None = None
+    cached_nodes: int | None = None
 
 
 def database_path() -> str:
@@ -78,8 +126,10 @@ class Writer:
         models: ModelMapper,
         clock: Callable[[], float] = time.time,
         queue_size: int = QUEUE_SIZE,
+        config: Config | None = None,
     ):
         self._open_store = open_store
+        self.config = config or Config(CONFIG_FIELDS)
         self.packages = packages
         self.models = models
         self._clock = clock
@@ -91,24 +141,53 @@ class Writer:
         self.unavailable: str | None = None
         self.dropped = 0
         self.written = 0
-        self._next_roll_up = 0.0
+        self._next_prune = 0.0
         self._noted_version = -1
+        self._awaiting_verdict: OrderedDict[str, tuple[float, PromptUse]] = OrderedDict()
+        self._running: OrderedDict[str, tuple[PromptUse, int]] = OrderedDict()  # prompt id -> (use, log row)
+        self._finished: dict[str, Finished] = {}  # outcomes whose prompt is not written yet
 
     # ---- the hook (event loop)
 
     def on_prompt(self, json_data):
-        """ComfyUI's on_prompt handler: enqueue the prompt and hand back exactly what came in."""
+        """ComfyUI's on_prompt handler: enqueue the prompt and hand back exactly what came in.
+
+        A prompt without an id gets the uuid4 ComfyUI would have given it, so its outcome can be matched later.
+        """
         try:
-            if self._accepting:
+            if self._accepting and self.config["tracking"]:
                 prompt = json_data.get("prompt")
                 if isinstance(prompt, dict):
-                    self._queue.put_nowait((self._clock(), prompt))
+                    if "prompt_id" not in json_data:
+                        json_data["prompt_id"] = str(uuid.uuid4())
+                    submission = current_submission.get()
+                    prompt_id = str(json_data["prompt_id"])
+                    user, accepted = (submission.user, None) if submission else (DEFAULT_USER, True)
+                    self._queue.put_nowait(_Submitted(self._clock(), prompt, prompt_id, user, accepted))
+                    if submission:
+                        submission.prompt_id = prompt_id
         except queue.Full:
             self.dropped += 1
             warn_once("queue-full", "the writer is behind; dropping prompts from the statistics (ComfyUI is unaffected)")
         except Exception as error:  # a malformed request body: not ours to judge, and never ours to fail
             warn_once("hook", "could not read a prompt (%s)", error)
         return json_data
+
+    def on_verdict(self, submission: Submission, accepted: bool) -> None:
+        """ComfyUI answered a POST /prompt: accepted (queued) or rejected (validation failed)."""
+        if submission.prompt_id is not None:
+            self._put_quietly(_Verdict(submission.prompt_id, accepted))
+
+    def on_finished(self, finished: Finished) -> None:
+        """An accepted prompt ended (called on ComfyUI's worker thread)."""
+        if self.config["tracking"]:
+            self._put_quietly(finished)
+
+    def _put_quietly(self, message) -> None:
+        try:
+            self._queue.put_nowait(message)
+        except queue.Full:
+            warn_once("queue-full", "the writer is behind; dropping prompts from the statistics (ComfyUI is unaffected)")
 
     # ---- control (any thread)
 
@@ -170,46 +249,83 @@ class Writer:
             self.store.close()
 
     def _loop(self, store: UsageStore) -> None:
-        pending: list[PromptUse] = []
+        pending: list[tuple[str, PromptUse]] = []
         backoff = 0.0
         self._note_installed(store)
         while True:
             items = self._take(timeout=backoff or IDLE_SECONDS)
+            self._release_overdue_verdicts(pending)
             if not items and not pending:
-                self._roll_up_when_idle(store)
+                self._prune_when_idle(store)
                 continue
             stop = _STOP in items
             if items:
                 self.models.refresh(max_age=MODEL_VIEW_MAX_AGE_SECONDS)
             for item in items:
-                if item is _STOP:
-                    continue
-                if isinstance(item[1], Future):
-                    backoff = self._write(store, pending, backoff)
-                    _run_task(store, *item)
-                elif len(pending) < PENDING_LIMIT:
-                    pending.append(self._extract(*item))
-                else:
-                    self.dropped += 1
-                    warn_once("pending-full", "the database stayed locked too long; dropping prompts beyond %d", PENDING_LIMIT)
+                if item is not _STOP:
+                    backoff = self._handle(store, item, pending, backoff)
             if self.models.version != self._noted_version:  # the view changed, maybe inside models_in
                 self._note_installed(store)
             backoff = self._write(store, pending, backoff)
             if stop:
                 return
 
-    def _roll_up_when_idle(self, store: UsageStore) -> None:
-        """Between prompts, fold old prompt-log detail into daily counts: one small batch per idle second."""
+    def _handle(self, store: UsageStore, item, pending: list, backoff: float) -> float:
+        """Take one message from the queue: a prompt, ComfyUI's verdict on it, how it ended, or a task."""
+        if isinstance(item, _Submitted):
+            use = self._extract(item)
+            if item.accepted is None:
+                self._awaiting_verdict[item.prompt_id] = (time.monotonic(), use)
+            else:
+                self._hold(pending, item.prompt_id, use)
+        elif isinstance(item, _Verdict):
+            waiting = self._awaiting_verdict.pop(item.prompt_id, None)
+            if waiting is not None:
+                self._hold(pending, item.prompt_id, _with_verdict(waiting[1], item.accepted))
+        elif isinstance(item, Finished):
+            waiting = self._awaiting_verdict.pop(item.prompt_id, None)
+            if waiting is not None:  # it ran, so ComfyUI accepted it, whatever the verdict message says later
+                self._hold(pending, item.prompt_id, waiting[1])
+            if item.prompt_id in self._running or any(prompt_id == item.prompt_id for prompt_id, _ in pending):
+                self._finished[item.prompt_id] = item  # else a prompt we never saw: queued by other code
+        else:
+            backoff = self._write(store, pending, backoff)
+            _run_task(store, *item)
+        return backoff
+
+    def _hold(self, pending: list, prompt_id: str, use: PromptUse) -> None:
+        if len(pending) < PENDING_LIMIT:
+            pending.append((prompt_id, use))
+        else:
+            self.dropped += 1
+            warn_once("pending-full", "the database stayed locked too long; dropping prompts beyond %d", PENDING_LIMIT)
+
+    def _release_overdue_verdicts(self, pending: list) -> None:
+        """Prompts whose verdict never came count as accepted (see VERDICT_WAIT_SECONDS)."""
+        deadline = time.monotonic() - VERDICT_WAIT_SECONDS
+        while self._awaiting_verdict:
+            prompt_id, (since, use) = next(iter(self._awaiting_verdict.items()))
+            if since > deadline:
+                return
+            del self._awaiting_verdict[prompt_id]
+            self._hold(pending, prompt_id, use)
+
+    def _prune_when_idle(self, store: UsageStore) -> None:
+        """Between prompts, delete prompt-log detail older than the retention window: one small batch per idle second."""
         now = self._clock()
-        if now < self._next_roll_up:
+        if now < self._next_prune:
             return
         try:
-            folded = store.roll_up_prompt_log(int(now) - PROMPT_DETAIL_DAYS * DAY)
+            deleted = store.prune_detail(int(now) - self.config["retention_days"] * DAY)
         except sqlite3.Error as error:
-            warn_once("roll-up", "could not roll up old prompt-log rows (%s); will try again later", error)
-            folded = 0
-        if folded < ROLL_UP_BATCH:  # caught up: look again in an hour
-            self._next_roll_up = now + ROLL_UP_INTERVAL_SECONDS
+            warn_once("prune", "could not prune old prompt-log rows (%s); will try again later", error)
+            deleted = 0
+        if deleted < PRUNE_BATCH:  # caught up: look again in an hour
+            self._next_prune = now + PRUNE_INTERVAL_SECONDS
+
+    def prune_soon(self) -> None:
+        """Apply a new retention window at the writer's next idle moment rather than within the hour."""
+        self._next_prune = 0.0
 
     def _take(self, timeout: float) -> list:
         """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
@@ -231,29 +347,29 @@ class Writer:
                 break
         return items
 
-    def _write(self, store: UsageStore, pending: list[PromptUse], backoff: float) -> float:
-        """Store the pending prompts in one transaction; returns the next backoff (0 once written).
+    def _write(self, store: UsageStore, pending: list, backoff: float) -> float:
+        """Store the pending prompts, then the outcomes now matched to a written prompt; returns the next backoff.
 
         While another process holds the write lock the prompts stay in memory and the writer retries,
         waiting longer each time: nothing is lost and nothing waits on the event loop.
         """
-        if not pending:
-            return backoff
         try:
-            self._store(store, pending)
+            if pending:
+                self._store(store, pending)
+            self._store_outcomes(store)
         except sqlite3.OperationalError as error:
             warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)
             return min(MAX_BACKOFF_SECONDS, max(0.05, backoff * 2))
-        pending.clear()
         return 0.0
 
-    def _store(self, store: UsageStore, pending: list[PromptUse]) -> None:
+    def _store(self, store: UsageStore, pending: list) -> None:
         """Write the batch in one transaction. If SQLite rejects a prompt in it, write the others one by one
         and drop (and count) only the rejected ones. A busy database raises OperationalError to the caller;
         prompts already written have left `pending` by then, so only the rest is retried.
         """
         try:
-            self.written += store.record(pending)
+            self._remember_rows(pending, store.record([use for _, use in pending]))
+            pending.clear()
             return
         except sqlite3.OperationalError:
             raise
@@ -261,27 +377,47 @@ class Writer:
             warn_once("unstorable", "could not store a prompt (%s); skipping it", error)
         while pending:
             try:
-                self.written += store.record(pending[:1])
+                self._remember_rows(pending[:1], store.record([pending[0][1]]))
             except sqlite3.OperationalError:
                 raise
             except Exception:
                 self.dropped += 1
             del pending[0]
 
-    def _extract(self, ts: float, prompt: dict) -> PromptUse:
+    def _remember_rows(self, written: list, row_ids: list[int]) -> None:
+        """Keep each accepted prompt's log row until its outcome arrives (bounded: the oldest are forgotten)."""
+        self.written += len(row_ids)
+        for (prompt_id, use), row_id in zip(written, row_ids):
+            if use.accepted:
+                self._running[prompt_id] = (use, row_id)
+        while len(self._running) > TRACKED_OUTCOMES:
+            self._running.popitem(last=False)
+
+    def _store_outcomes(self, store: UsageStore) -> None:
+        """Write the outcomes whose prompt is on disk; the others wait for their prompt (or a restart)."""
+        ready = [prompt_id for prompt_id in self._finished if prompt_id in self._running]
+        if not ready:
+            return
+        outcomes = [Outcome(*self._running[p], self._finished[p].result, self._finished[p].exec_ms,
+                            self._finished[p].cached_nodes) for p in ready]
+        store.record_outcomes(outcomes)
+        for prompt_id in ready:
+            del self._running[prompt_id], self._finished[prompt_id]
+
+    def _extract(self, submitted: _Submitted) -> PromptUse:
         """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
         nodes: dict[str, str] = {}
         models: set = set()
         try:
             package_of = self.packages.packages_by_class()  # once per prompt, not per node
-            for node in list(prompt.values()):
+            for node in list(submitted.prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str):
                     nodes.setdefault(storable(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
-            models = self.models.models_in(prompt, submitted_at=ts)
+            models = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
-        return PromptUse(int(ts), nodes, frozenset(models))
+        return PromptUse(int(submitted.ts), nodes, frozenset(models), storable(submitted.user), submitted.accepted is not False)
 
     def _note_installed(self, store: UsageStore) -> None:
         """Record first sightings of what is installed now, so never-used items age from today, not earlier."""
@@ -297,7 +433,11 @@ class Writer:
 
 
 def _is_urgent(item) -> bool:
-    return item is _STOP or isinstance(item[1], Future)
+    return item is _STOP or (isinstance(item, tuple) and isinstance(item[1], Future))
+
+
+def _with_verdict(use: PromptUse, accepted: bool) -> PromptUse:
+    return PromptUse(use.ts, use.nodes, use.models, use.user, accepted)
 
 
 def _run_task(store: UsageStore, task: Callable[[UsageStore], object], future: Future) -> None:

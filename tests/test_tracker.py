@@ -7,13 +7,15 @@ import sqlite3
 import pytest
 
 from usage_stats import tracker
-from usage_stats.tracker import DAY, InstalledPackage, PromptUse, classify, model_report, package_report
+from usage_stats.tracker import (
+    DAY, InstalledPackage, Outcome, PromptUse, Thresholds, UsageStore, View, classify, model_report, package_report,
+)
 
 from conftest import NOW
 
 
-def use(ts, nodes=None, models=()):
-    return PromptUse(ts, nodes or {}, frozenset(models))
+def use(ts, nodes=None, models=(), **verdict):
+    return PromptUse(ts, nodes or {}, frozenset(models), **verdict)
 
 
 # ---- schema
@@ -188,13 +190,85 @@ def test_preview_decoders_are_never_suggested_for_removal():
     assert model["status"] == "unused_new" and model["reasons"]
 
 
-def test_old_prompt_log_rows_roll_up_into_days_without_changing_any_total(store):
+def test_retention_prunes_old_detail_without_changing_any_total(store):
     old = [use(NOW - (200 + i % 3) * DAY, {"KSampler": "__builtin__"}, [("vae", "v.safetensors")]) for i in range(12)]
     store.record(old + [use(NOW, {"KSampler": "__builtin__"})])
-    before = (store.prompt_count(), store.node_rows(), store.model_rows())
-    cutoff = NOW - tracker.PROMPT_DETAIL_DAYS * DAY
-    assert [store.roll_up_prompt_log(cutoff, batch=5) for _ in range(4)] == [5, 5, 2, 0]
-    assert (store.prompt_count(), store.node_rows(), store.model_rows()) == before
+    before = (store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("node"))
+    cutoff = NOW - 180 * DAY
+    assert [store.prune_detail(cutoff, batch=5) for _ in range(4)] == [5, 5, 2, 0]
+    assert (store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("node")) == before
     db = sqlite3.connect(store.path)
     assert db.execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (1,)
-    assert db.execute("SELECT SUM(prompts), COUNT(*) FROM prompt_days").fetchone() == (12, 3)
+    assert db.execute("SELECT SUM(prompts), COUNT(*) FROM daily WHERE kind = 'prompt'").fetchone() == (13, 4)
+
+
+# ---- outcomes, days and users
+
+
+def test_a_rejected_prompt_is_kept_apart_and_never_counts_as_use(store):
+    typo = ("checkpoints", "typo.safetensors")
+    store.record([use(NOW, {"KSampler": "__builtin__"}, [typo], accepted=False)])
+    assert (store.node_rows(), store.model_rows(), store.prompt_count()) == ([], [], 0)
+    assert store.totals("model")["checkpoints/typo.safetensors"].rejected == 1
+    report = model_report([], {"checkpoints": [typo[1]]}, {typo: NOW - 90 * DAY}, NOW, totals=store.totals("model"))
+    (model,) = report[0]["models"]
+    assert (model["status"], model["count"], model["rejected_count"]) == ("safe_to_remove", 0, 1)
+
+
+def test_an_outcome_lands_on_the_log_row_and_on_every_daily_row_of_its_prompt(store):
+    prompt = use(NOW, {"KSampler": "__builtin__", "Glow": "GlowPack"}, [("vae", "v.safetensors")])
+    (row_id,) = store.record([prompt])
+    store.record_outcomes([Outcome(prompt, row_id, "error", exec_ms=1200, cached_nodes=1)])
+    for kind, item in [("prompt", ""), ("node", "Glow"), ("package", "GlowPack"), ("model", "vae/v.safetensors")]:
+        totals = store.totals(kind)[item]
+        assert (totals.prompts, totals.failures, totals.successes, totals.exec_ms) == (1, 1, 0, 1200)
+    assert store.outcomes_since(NOW - 10) == {"error": 1}
+    assert store.execution_times() == [1200]
+
+
+def test_record_returns_the_log_row_of_each_prompt_in_order(store):
+    first = store.record([use(NOW), use(NOW)])
+    second = store.record([use(NOW, accepted=False)])
+    assert first + second == [1, 2, 3]
+
+
+def test_a_view_counts_its_window_and_its_user_but_tiers_count_everyone(store):
+    store.record([
+        use(NOW - 40 * DAY, {"A": "PackA"}, user="bob"),
+        use(NOW - DAY, {"A": "PackA"}, user="bob"),
+        use(NOW - 2 * DAY, {"B": "PackB"}, user="alice"),
+    ])
+    installed = [InstalledPackage("PackA", ["A"]), InstalledPackage("PackB", ["B"])]
+    first = {"PackA": NOW - 400 * DAY, "PackB": NOW - 400 * DAY}
+    alice_week = View(since_day=NOW // DAY - 6, user="alice")
+    report = package_report(store.node_rows(), installed, {"A": "PackA", "B": "PackB"}, first, NOW,
+                            view=alice_week, totals=store.totals("node", alice_week))
+    by_name = {p["package"]: p for p in report}
+    assert (by_name["PackA"]["total_executions"], by_name["PackA"]["status"]) == (0, "used")  # bob still uses it
+    assert by_name["PackB"]["total_executions"] == 1
+    assert store.totals("node", View(since_day=NOW // DAY - 6))["A"].prompts == 1
+    assert store.totals("node")["A"].prompts == 2
+    assert store.users() == ["alice", "bob"]
+
+
+def test_nothing_ages_from_before_tracking_resumed():
+    resumed_yesterday = Thresholds(watched_since=NOW - DAY)
+    assert classify(None, NOW - 90 * DAY, NOW, thresholds=resumed_yesterday) == "unused_new"
+    assert classify(NOW - 90 * DAY, NOW - 400 * DAY, NOW, thresholds=resumed_yesterday) == "used"
+    assert classify(NOW - 90 * DAY, NOW - 400 * DAY, NOW, thresholds=Thresholds(watched_since=NOW - 45 * DAY)) == (
+        "consider_removing"
+    )
+
+
+def test_migrating_a_v2_database_keeps_every_prompt_total(tmp_path):
+    path = tmp_path / "v2.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    for migration in tracker.MIGRATIONS[:2]:
+        migration(db)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO prompt_log (ts) VALUES (?), (?)", (NOW, NOW - DAY))
+    db.execute("INSERT INTO prompt_days VALUES (?, 7)", (NOW // DAY - 300,))
+    db.close()
+    store = UsageStore(str(path))
+    assert store.prompt_count() == 9
+    store.close()

@@ -14,7 +14,7 @@ import pytest
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
 from usage_stats.tracker import DAY, PromptUse, UsageStore
-from usage_stats.writer import Writer
+from usage_stats.writer import Finished, Submission, Writer, current_submission
 
 
 @pytest.fixture
@@ -183,3 +183,74 @@ def test_importing_the_entry_point_as_a_lone_module_does_not_raise(monkeypatch, 
     monkeypatch.delitem(sys.modules, "__init__")
     assert module.NODE_CLASS_MAPPINGS == {} and module.WEB_DIRECTORY == "./js"
     assert "not tracking" in caplog.text
+
+
+# ---- ComfyUI's verdict and each prompt's outcome
+
+
+def submit(writer, json_data, user="default"):
+    """Call the hook the way ComfyUI's /prompt handler does under our request middleware."""
+    submission = Submission(user=user)
+    token = current_submission.set(submission)
+    try:
+        writer.on_prompt(json_data)
+    finally:
+        current_submission.reset(token)
+    return submission
+
+
+def test_a_prompt_comfyui_rejects_is_kept_apart_and_never_counts_as_use(writer):
+    writer.on_verdict(submit(writer, prompt_using()), accepted=False)
+    writer.flush()
+    assert writer.store.node_rows() == [] and writer.store.prompt_count() == 0
+    assert writer.store.totals("prompt")[""].rejected == 1
+
+
+def test_an_accepted_prompt_counts_and_its_outcome_follows(writer):
+    json_data = prompt_using()
+    submission = submit(writer, json_data, user="alice")
+    assert submission.prompt_id == json_data["prompt_id"]  # the id ComfyUI will queue it under
+    writer.on_verdict(submission, accepted=True)
+    writer.on_finished(Finished(submission.prompt_id, "success", exec_ms=250, cached_nodes=2))
+    writer.flush()
+    totals = writer.store.totals("model")["checkpoints/a.safetensors"]
+    assert (totals.prompts, totals.successes, totals.exec_ms) == (1, 1, 250)
+    assert writer.store.users() == ["alice"]
+
+
+def test_an_outcome_that_overtakes_the_verdict_still_lands(writer):
+    submission = submit(writer, prompt_using())
+    writer.on_finished(Finished(submission.prompt_id, "interrupted"))
+    writer.on_verdict(submission, accepted=True)
+    writer.flush()
+    assert writer.store.totals("prompt")[""].interrupted == 1
+    assert writer.store.prompt_count() == 1
+
+
+def test_a_prompt_whose_verdict_never_comes_counts_as_accepted(writer, monkeypatch):
+    monkeypatch.setattr("usage_stats.writer.VERDICT_WAIT_SECONDS", 0)
+    submit(writer, prompt_using())
+    writer.flush()
+    writer.flush()
+    assert writer.store.prompt_count() == 1
+
+
+def test_a_prompt_sent_without_a_request_counts_as_accepted(writer):
+    writer.on_prompt(prompt_using())
+    writer.flush()
+    assert writer.store.prompt_count() == 1
+
+
+def test_a_client_chosen_prompt_id_is_kept(writer):
+    json_data = {**prompt_using(), "prompt_id": "mine"}
+    submit(writer, json_data)
+    assert json_data["prompt_id"] == "mine"
+
+
+def test_with_tracking_off_the_hook_does_nothing_at_all(writer):
+    writer.config.replace({**writer.config.as_dict(), "tracking": False})
+    json_data = prompt_using()
+    before = {**json_data}
+    writer.on_prompt(json_data)
+    writer.flush()
+    assert json_data == before and writer.store.prompt_count() == 0
