@@ -387,7 +387,7 @@ class Writer:
     def _remember_rows(self, written: list, row_ids: list[int]) -> None:
         """Keep each accepted prompt's log row until its outcome arrives (bounded: the oldest are forgotten)."""
         self.written += len(row_ids)
-        for (prompt_id, use), row_id in zip(written, row_ids):
+        for (prompt_id, use), row_id in zip(written, row_ids, strict=True):
             if use.accepted:
                 self._running[prompt_id] = (use, row_id)
         while len(self._running) > TRACKED_OUTCOMES:
