@@ -1,4 +1,4 @@
-"""comfyui-usage-stats: ComfyUI entry point. Wiring only: the hook, the writer thread and the routes.
+"""comfyui-usage-stats: ComfyUI entry point. Wiring only: the hook, the outcome listeners, the writer thread, the routes.
 
 Importing this outside ComfyUI, with a database that cannot be opened, or even as a lone file rather than
 as ComfyUI's pack (as pytest does with a checkout's root), never raises: the extension logs one
@@ -16,14 +16,25 @@ WEB_DIRECTORY = "./js"
 
 def _install(prompt_server) -> None:
     from .mapper import ModelMapper, PackageMapper
+    from .outcomes import queue_state, submission_middleware, wrap_task_done
     from .routes import StatsApi, register_routes
     from .writer import Writer, open_store
 
     writer = Writer(open_store, PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__))), ModelMapper())
-    register_routes(prompt_server.routes, StatsApi(writer))
-    prompt_server.add_on_prompt_handler(writer.on_prompt)
+    api = StatsApi(
+        writer,
+        queue_state=lambda: queue_state(prompt_server.prompt_queue),
+        comfy_users=lambda: list(getattr(prompt_server.user_manager, "users", {})),
+    )
+    register_routes(prompt_server.routes, api)
     writer.start()
     atexit.register(writer.stop)
+    prompt_server.add_on_prompt_handler(writer.on_prompt)
+    try:
+        prompt_server.app.middlewares.append(submission_middleware(writer, prompt_server.user_manager.get_request_user_id))
+        wrap_task_done(prompt_server.prompt_queue, writer.on_finished)
+    except Exception as error:  # a ComfyUI without these seams: count every submitted prompt, as before
+        logging.getLogger("usage_stats").warning("[usage-stats] cannot see how prompts end (%s); counting submissions", error)
 
 
 try:

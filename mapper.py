@@ -182,6 +182,7 @@ class ModelMapper:
 
     def __init__(self, excluded_types: Iterable[str] = NOT_MODEL_TYPES):
         self.excluded_types = frozenset(excluded_types)
+        self.only_types: frozenset[str] | None = None
         self._listings: dict[str, list[str]] = {}
         self._raw_listings: dict[str, tuple[list[str], list[str]]] = {}  # type -> (ComfyUI's names, ours)
         self._model_extensions: frozenset[str] = frozenset()
@@ -195,13 +196,26 @@ class ModelMapper:
         """Bumped whenever a listing changes: a cache key for reports built from the listings."""
         self._lock = threading.RLock()  # the writer extracts while route threads list
 
-    def tracked_types(self) -> list[str]:
-        """Every folder type ComfyUI knows (custom-node types included), aliases folded, minus the excluded."""
+    def model_types(self) -> list[str]:
+        """Every folder type ComfyUI knows that holds models (custom-node types included), aliases folded."""
         import folder_paths
 
         canonical = getattr(folder_paths, "map_legacy", lambda name: name)
         types = {canonical(t) for t in list(folder_paths.folder_names_and_paths)}
-        return sorted(t for t in types if t not in self.excluded_types)
+        return sorted(t for t in types if t == "loras" or t not in NOT_MODEL_TYPES)
+
+    def tracked_types(self) -> list[str]:
+        """The model types this mapper tracks: every one but the excluded, or only the chosen ones."""
+        chosen = self.only_types
+        return [t for t in self.model_types() if t not in self.excluded_types and (chosen is None or t in chosen)]
+
+    def choose_types(self, track_loras: bool, only: Iterable[str] = ()) -> None:
+        """Track LoRAs or not, and only the `only` types (empty: every type); takes effect at the next refresh."""
+        with self._lock:
+            self.excluded_types = NOT_MODEL_TYPES - {"loras"} if track_loras else NOT_MODEL_TYPES
+            self.only_types = frozenset(only) or None
+            self._read_at = float("-inf")
+            self._refresh()
 
     def installed(self) -> dict[str, list[str]]:
         """The current listing of every tracked type (refreshing the reverse index if anything changed)."""

@@ -10,13 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from . import exports
 from .logs import warn_once
-from .tracker import TIERS, Thresholds, UsageStore, model_report, package_report, usage_report
+from .settings import CONFIG_FIELDS, SettingsError, check_config, validate
+from .tracker import (
+    DAY, KINDS, NO_TOTALS, TIERS, Thresholds, Totals, UsageStore, View, iso, model_report, package_report, usage_report,
+)
 from .writer import Writer
 
 MAX_QUERY_LENGTH = 200
@@ -28,6 +34,10 @@ MODEL_PAGES_KEPT = 16
 """Encoded /models pages (filter and paging combinations) kept for the current report only."""
 MAX_BODY_BYTES = 64 * 1024
 """Every body this API takes is a few bytes of JSON; a larger one is refused before it is parsed."""
+MAX_DAYS = 3650
+LIVE_WINDOW_SECONDS = 3600
+TOP_ITEMS = 10
+VIEW_PARAMS = {"days", "user"}
 
 
 class ApiError(Exception):
@@ -46,6 +56,12 @@ def register_routes(routes: web.RouteTableDef, api: "StatsApi") -> None:
     routes.get("/nodes-stats/models")(_json_route(api.models))
     routes.get("/nodes-stats/status")(_json_route(api.status))
     routes.post("/nodes-stats/reset")(_json_route(api.reset))
+    routes.get("/nodes-stats/history")(_json_route(api.history))
+    routes.get("/nodes-stats/summary")(_json_route(api.summary))
+    routes.get("/nodes-stats/realtime")(_json_route(api.realtime))
+    routes.get("/nodes-stats/export")(_json_route(api.export))
+    routes.get("/nodes-stats/config")(_json_route(api.config))
+    routes.put("/nodes-stats/config")(_json_route(api.update_config))
 
 
 def _json_route(handler):
@@ -55,6 +71,8 @@ def _json_route(handler):
         try:
             data, headers = await handler(request)
             status = 200
+            if isinstance(data, Download):
+                return await data.send(request)
         except ApiError as error:
             data, headers, status = {"error": error.message}, {}, error.status
         except Exception as error:
@@ -71,6 +89,27 @@ def _json_route(handler):
     return route
 
 
+@dataclass(frozen=True)
+class Download:
+    """A file answer, streamed in chunks so a large export never sits whole in memory as one response."""
+
+    filename: str
+    content_type: str
+    chunks: Iterable[bytes]
+
+    async def send(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            "Content-Type": self.content_type,
+            "Content-Disposition": f'attachment; filename="{self.filename}"',
+            "Cache-Control": "no-store",
+        })
+        await response.prepare(request)
+        for chunk in self.chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
 def _encode(data) -> bytes:
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     try:
@@ -82,35 +121,44 @@ def _encode(data) -> bytes:
 class StatsApi:
     """The handlers. Reports are computed in the default executor: SQLite and folder listings never block the loop."""
 
-    def __init__(self, writer: Writer, thresholds: Thresholds | None = None):
+    def __init__(
+        self,
+        writer: Writer,
+        queue_state: Callable[[], dict] = lambda: {"running": None, "pending": None},
+        comfy_users: Callable[[], Iterable[str]] = lambda: (),
+    ):
         self.writer = writer
-        self.thresholds = thresholds or Thresholds()
+        self.queue_state = queue_state
+        self.comfy_users = comfy_users
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
 
     async def packages(self, request: web.Request):
-        params = _query(request, {"status"})
+        params = _query(request, {"status"} | VIEW_PARAMS)
         statuses = _choices(params, "status", TIERS)
-        report = await self._off_loop(self._package_report)
+        view = await self._view(params)
+        report = await self._off_loop(self._package_report, view)
         return [p for p in report if not statuses or p["status"] in statuses], {}
 
     async def usage(self, request: web.Request):
-        params = _query(request, {"package"})
-        report = await self._off_loop(self._usage_report)
+        params = _query(request, {"package"} | VIEW_PARAMS)
+        view = await self._view(params)
+        report = await self._off_loop(self._usage_report, view)
         package = params.get("package")
         return [n for n in report if package is None or n["package"] == package], {}
 
     async def models(self, request: web.Request):
-        params = _query(request, {"type", "status", "q", "offset", "limit"})
+        params = _query(request, {"type", "status", "q", "offset", "limit"} | VIEW_PARAMS)
         statuses = _choices(params, "status", TIERS)
         types = _choices(params, "type", None)
         text = _text(params, "q")
         offset, limit = _integer(params, "offset", 0, 0, 10**9), _integer(params, "limit", MAX_PAGE, 1, MAX_PAGE)
-        report = await self._off_loop(self._model_report)
+        view = await self._view(params)
+        report = await self._off_loop(self._model_report, view)
         unknown = types - {section["model_type"] for section in report}
         if unknown:
             raise ApiError(400, f"unknown model type {sorted(unknown)[0]!r}; known: {', '.join(s['model_type'] for s in report)}")
-        page_key = (frozenset(statuses), frozenset(types), text, offset, limit)
+        page_key = (frozenset(statuses), frozenset(types), text, offset, limit, view)
         cached = self._model_pages.get(page_key)
         if cached is None or cached[0] is not report:  # a page of an older report (built during a rebuild)
             body, total = await asyncio.get_running_loop().run_in_executor(
@@ -126,7 +174,7 @@ class StatsApi:
         store = await self._ready_store()
         recorded = await asyncio.get_running_loop().run_in_executor(None, store.prompt_count)
         return {
-            "tracking": True,
+            "tracking": self.writer.config["tracking"],
             "prompts_recorded": recorded,
             "prompts_dropped": self.writer.dropped,
             "prompts_queued": self.writer.queued,
@@ -142,11 +190,96 @@ class StatsApi:
         await asyncio.wrap_future(self.writer.submit(UsageStore.reset))
         return {"ok": True, "status": "ok"}, {}
 
+    async def history(self, request: web.Request):
+        params = _query(request, {"kind", "id"} | VIEW_PARAMS)
+        kind = params.get("kind") or "prompt"
+        if kind not in KINDS:
+            raise ApiError(400, f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
+        item = _text(params, "id", lower=False)
+        if kind != "prompt" and not item:
+            raise ApiError(400, f"id is required for kind={kind} (e.g. id=checkpoints/sd15.safetensors for a model)")
+        view = await self._view(params)
+        store = await self._ready_store()
+        series = await asyncio.get_running_loop().run_in_executor(None, _daily_series, store, kind, item, view)
+        return {"kind": kind, "id": item, "days": params.get("days", "all"), "user": view.user, "series": series}, {}
+
+    async def summary(self, request: web.Request):
+        params = _query(request, VIEW_PARAMS)
+        view = await self._view(params)
+        store = await self._ready_store()
+        data = await asyncio.get_running_loop().run_in_executor(None, _summary, store, view)
+        return {"days": params.get("days", "all"), "user": view.user, **data}, {}
+
+    async def realtime(self, request: web.Request):
+        _query(request, set())
+        store = await self._ready_store()
+        since = store.now() - LIVE_WINDOW_SECONDS
+        outcomes, models = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: (store.outcomes_since(since), store.models_used_since(since))
+        )
+        return {
+            "since": iso(since),
+            "prompts": sum(n for outcome, n in outcomes.items() if outcome != "rejected"),
+            "successes": outcomes.get("success", 0),
+            "failures": outcomes.get("error", 0),
+            "interrupted": outcomes.get("interrupted", 0),
+            "rejected": outcomes.get("rejected", 0),
+            "queue": self.queue_state(),
+            "models": [{"model_type": t, "model_name": n, "count": c, "last_seen": iso(last)} for t, n, c, last in models],
+        }, {}
+
+    async def export(self, request: web.Request):
+        params = _query(request, {"format", "what"} | VIEW_PARAMS)
+        file_format = _one_of(params, "format", exports.FORMATS, "csv")
+        what = _one_of(params, "what", exports.WHAT, "models")
+        view = await self._view(params)
+        rows = await self._off_loop(self._export_rows, what, view)
+        return Download(
+            f"usage-stats-{what}-{params.get('days', 'all')}.{file_format}",
+            exports.CONTENT_TYPES[file_format],
+            exports.encode(file_format, rows),
+        ), {}
+
+    async def config(self, request: web.Request):
+        _query(request, set())
+        return self._config_answer(), {}
+
+    async def update_config(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        changes = await _json_body(request)
+        await self._ready_store()
+        try:
+            values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
+        except SettingsError as error:
+            raise ApiError(400, str(error)) from None
+        known = self.writer.models.model_types()
+        unknown = sorted(set(values["model_types"]) - set(known))
+        if unknown:
+            raise ApiError(400, f"model_types: unknown type {unknown[0]!r}; known: {', '.join(known)}")
+        await asyncio.wrap_future(self.writer.submit(partial(self._save_config, values)))
+        await asyncio.get_running_loop().run_in_executor(None, self.writer.apply_config, values)
+        return self._config_answer(), {}
+
+    def _config_answer(self) -> dict:
+        return {
+            "config": self.writer.config.as_dict(),
+            "fields": [_describe_field(f) for f in CONFIG_FIELDS],
+            "model_types": self.writer.models.model_types(),
+        }
+
+    def _save_config(self, values: dict, store: UsageStore) -> None:
+        """Writer thread: store the config; turning tracking back on restarts every item's aging clock."""
+        if values["tracking"] and not self.writer.config["tracking"]:
+            self.writer.resumed_at = store.now()
+            store.save_settings("watch", {"resumed_at": self.writer.resumed_at})
+        store.save_settings("config", values)
+
     # ---- reports (executor threads)
 
-    async def _off_loop(self, build):
+    async def _off_loop(self, build, *args):
         store = await self._ready_store()
-        return await asyncio.get_running_loop().run_in_executor(None, partial(build, store))
+        return await asyncio.get_running_loop().run_in_executor(None, partial(build, store, *args))
 
     async def _ready_store(self) -> UsageStore:
         store = await asyncio.get_running_loop().run_in_executor(None, self.writer.wait_ready, 5.0)
@@ -154,42 +287,121 @@ class StatsApi:
             raise ApiError(503, self.writer.unavailable or "usage stats are still starting; try again in a moment")
         return store
 
-    def _package_report(self, store: UsageStore) -> list[dict]:
+    async def _view(self, params: dict[str, str]) -> View:
+        """The `days` and `user` parameters as a View; a user nobody knows is refused, not shown as zeros."""
+        days = _days(params)
+        user = params.get("user")
+        store = await self._ready_store()
+        if user is not None:
+            known = await asyncio.get_running_loop().run_in_executor(None, self._known_users, store)
+            if user not in known:
+                raise ApiError(400, f"unknown user {user[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
+        return View(None if days is None else store.now() // DAY - days + 1, user)
+
+    def _known_users(self, store: UsageStore) -> set[str]:
+        return {*store.users(), *self.comfy_users()}
+
+    def _thresholds(self, store: UsageStore) -> Thresholds:
+        """The configured thresholds; while tracking is off nothing ages, and after it resumes, only from then."""
+        config = self.writer.config
+        watched_since = self.writer.resumed_at if config["tracking"] else store.now()
+        return Thresholds(config["consider_days"], config["safe_days"], watched_since)
+
+    def _package_report(self, store: UsageStore, view: View) -> list[dict]:
         packages = self.writer.packages
         installed = packages.installed()
         first = store.package_first_installed()
         self._note_first_sightings(packages=[p.name for p in installed if p.name not in first])
-        return package_report(store.node_rows(), installed, packages.packages_by_class(), first, store.now(), self.thresholds)
+        return package_report(
+            store.node_rows(), installed, packages.packages_by_class(), first, store.now(), self._thresholds(store),
+            view, store.totals("node", view),
+        )
 
-    def _usage_report(self, store: UsageStore) -> list[dict]:
-        return usage_report(store.node_rows(), self.writer.packages.packages_by_class())
+    def _usage_report(self, store: UsageStore, view: View) -> list[dict]:
+        return usage_report(store.node_rows(), self.writer.packages.packages_by_class(), view, store.totals("node", view))
 
-    def _model_report(self, store: UsageStore) -> list[dict]:
-        """The full model report, rebuilt only when a listing, the database or the minute changed.
+    def _model_report(self, store: UsageStore, view: View) -> list[dict]:
+        """The full model report, rebuilt only when a listing, the database, the minute or the view changed.
 
         At 20k files building it costs far more than any request should; what it depends on is the model
         listings (mapper version), every write (store version) and the clock (tiers age: one minute at most).
         """
         models = self.writer.models
         installed = models.installed()
-        key = (models.version, store.version, store.now() // REPORT_MAX_AGE_SECONDS, self.thresholds)
+        thresholds = self._thresholds(store)
+        key = (models.version, store.version, store.now() // REPORT_MAX_AGE_SECONDS, thresholds, view)
         cached = self._model_cache
         if cached is not None and cached[0] == key:
             return cached[1]
-        report = self._build_model_report(store, models, installed)
+        report = self._build_model_report(store, models, installed, thresholds, view)
         self._model_cache = (key, report)
         self._model_pages = {}  # pages of the old report would keep all of it alive
         return report
 
-    def _build_model_report(self, store: UsageStore, models, installed) -> list[dict]:
+    def _build_model_report(self, store: UsageStore, models, installed, thresholds: Thresholds, view: View) -> list[dict]:
         first = store.model_first_installed()
         self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
-        return model_report(store.model_rows(), installed, first, store.now(), models.same_file_keys(), self.thresholds)
+        return model_report(
+            store.model_rows(), installed, first, store.now(), models.same_file_keys(), thresholds,
+            view, store.totals("model", view),
+        )
+
+    def _export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
+        if what == "models":
+            return exports.model_rows(self._model_report(store, view))
+        if what == "packages":
+            return exports.package_rows(self._package_report(store, view))
+        if what == "nodes":
+            return self._usage_report(store, view)
+        return exports.daily_rows(store, view)
 
     def _note_first_sightings(self, packages=(), models=()) -> None:
         """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
         if packages or models:
             self.writer.submit(lambda store: store.note_installed(packages, models))
+
+
+def _daily_series(store: UsageStore, kind: str, item: str, view: View) -> list[dict]:
+    """One row per day of the view (every day since the first prompt for 'all'), days without use as zeros."""
+    rows = store.daily_series(kind, item, view)
+    today = store.now() // DAY
+    first = view.since_day if view.since_day is not None else min([*rows, store.first_day() or today, today])
+    return [_day_dict(day, rows.get(day)) for day in range(first, today + 1)]
+
+
+def _day_dict(day: int, totals: Totals | None) -> dict:
+    totals = totals or NO_TOTALS
+    return {"day": iso(day * DAY)[:10], "prompts": totals.prompts, **totals.outcomes()}
+
+
+def _summary(store: UsageStore, view: View) -> dict:
+    """The dashboard: prompts, outcomes and timings of the view, its top nodes and models, prompts per day."""
+    prompts = store.totals("prompt", view).get("", NO_TOTALS)
+    finished = prompts.successes + prompts.failures + prompts.interrupted
+    times = store.execution_times(None if view.since_day is None else view.since_day * DAY, view.user)
+    return {
+        "prompts": prompts.prompts,
+        "successes": prompts.successes,
+        "failures": prompts.failures,
+        "interrupted": prompts.interrupted,
+        "rejected": prompts.rejected,
+        "success_rate": round(prompts.successes / finished, 4) if finished else None,
+        "avg_ms": prompts.outcomes()["avg_ms"],
+        "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))] if times else None,
+        "top_nodes": _top(store.totals("node", view), "class_type"),
+        "top_models": _top(store.totals("model", view), "model"),
+        "per_day": _daily_series(store, "prompt", "", view),
+    }
+
+
+def _top(totals: dict, name: str) -> list[dict]:
+    ranked = sorted(totals.items(), key=lambda entry: (-entry[1].prompts, entry[0]))
+    return [{name: item, "count": t.prompts} for item, t in ranked[:TOP_ITEMS] if t.prompts]
+
+
+def _describe_field(field) -> dict:
+    return {"name": field.name, "type": field.kind.__name__, "default": field.default,
+            "min": field.low, "max": field.high, "help": field.help}
 
 
 def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, offset: int, limit: int):
@@ -237,11 +449,28 @@ def _choices(params: dict[str, str], name: str, allowed: tuple[str, ...] | None)
     return chosen
 
 
-def _text(params: dict[str, str], name: str) -> str:
+def _text(params: dict[str, str], name: str, lower: bool = True) -> str:
     value = params.get(name) or ""
     if len(value) > MAX_QUERY_LENGTH:
         raise ApiError(400, f"{name} is longer than {MAX_QUERY_LENGTH} characters")
-    return value.lower()
+    return value.lower() if lower else value
+
+
+def _one_of(params: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = params.get(name, default)
+    if value not in allowed:
+        raise ApiError(400, f"unknown {name} {value[:MAX_QUERY_LENGTH]!r}; use one of: {', '.join(allowed)}")
+    return value
+
+
+def _days(params: dict[str, str]) -> int | None:
+    """`days`: 7, 30, 90 or any whole number up to MAX_DAYS, or 'all' (the default): None."""
+    value = params.get("days", "all")
+    if value == "all":
+        return None
+    if not re.fullmatch(r"\d{1,4}", value) or not 1 <= int(value) <= MAX_DAYS:
+        raise ApiError(400, f"days must be all or a whole number of days from 1 to {MAX_DAYS} (e.g. 7, 30, 90)")
+    return int(value)
 
 
 def _integer(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -535,6 +535,15 @@ class UsageStore:
         )
         return {day: Totals(*values) for day, *values in rows}
 
+    def daily_rows(self, view: View = View()) -> list[tuple]:
+        """Every daily row of `view`: (day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms)."""
+        where, args = _view_filter(view)
+        return self._reader().execute(
+            f"""SELECT day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms
+                FROM daily WHERE kind IN ({", ".join("?" * len(KINDS))}) {where} ORDER BY day, kind, item, user""",
+            (*KINDS, *args),
+        ).fetchall()
+
     def first_day(self) -> int | None:
         return self._reader().execute("SELECT MIN(day) FROM daily WHERE kind = 'prompt'").fetchone()[0]
 

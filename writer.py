@@ -22,7 +22,7 @@ from typing import Callable
 
 from .logs import log, warn_once
 from .mapper import ModelMapper, PackageMapper
-from .settings import CONFIG_FIELDS, Config
+from .settings import CONFIG_FIELDS, Config, restore
 from .tracker import DAY, DEFAULT_USER, PRUNE_BATCH, UNKNOWN_PACKAGE, Outcome, PromptUse, UsageStore, storable
 
 QUEUE_SIZE = 10_000
@@ -139,6 +139,8 @@ class Writer:
         self._ready = threading.Event()
         self.store: UsageStore | None = None
         self.unavailable: str | None = None
+        self.resumed_at: int | None = None
+        """When tracking was last turned back on (None: never paused): nothing ages from before it."""
         self.dropped = 0
         self.written = 0
         self._next_prune = 0.0
@@ -231,11 +233,19 @@ class Writer:
         if self._thread.is_alive():
             log.warning("[usage-stats] the writer did not finish within %.0f s; the last prompts may be missing", timeout)
 
+    def apply_config(self, values: dict) -> None:
+        """Make `values` the settings in force: the hook, the tracked model types and retention follow at once."""
+        self.config.replace(values)
+        self.models.choose_types(values["track_loras"], values["model_types"])
+        self.prune_soon()
+
     # ---- the writer thread
 
     def _run(self) -> None:
         try:
             self.store = self._open_store()
+            self.resumed_at = self.store.load_settings("watch").get("resumed_at")
+            self.apply_config(restore(CONFIG_FIELDS, self.store.load_settings("config"), "config"))
         except Exception as error:
             self._accepting = False
             self.unavailable = f"the usage database could not be opened: {error}"
