@@ -1,0 +1,191 @@
+"""Usage over time inside a real ComfyUI: what each prompt really was, per day, per user, exported, configured.
+
+Prompts run nodes of tests/packs/OutcomePack, so a test decides whether a prompt succeeds, fails while it
+runs, is interrupted, or is rejected by ComfyUI's validation, and checks that each is counted as what it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from comfyui import ComfyServer, copy_pack, place_file
+
+pytestmark = pytest.mark.comfyui
+
+PACKS = Path(__file__).parent / "packs"
+HOSTILE_NAMES = [
+    'comma, and "quotes".safetensors',
+    "=SUM(1+1)*cmd.safetensors",
+    "+plus.safetensors",
+    "-minus.safetensors",
+    "@at.safetensors",
+    "'apostrophe.safetensors",
+    "line\nbreak.safetensors",
+    "ünïcødé 模型 😀.safetensors",
+]
+
+
+def wait(server: ComfyServer, seconds: float = 0.0, ckpt: str = "a.safetensors", node: str = "OutcomeWait") -> dict:
+    return {"1": {"class_type": node, "inputs": {"seconds": seconds, "ckpt": ckpt}}}
+
+
+def until(check, timeout: float = 20.0):
+    """Poll `check()` until it returns something truthy (the writer and ComfyUI's worker are asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"gave up after {timeout} s; last: {check()}")
+
+
+def model_row(server: ComfyServer, name: str) -> dict:
+    return server.model("checkpoints", name)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    comfy = ComfyServer(tmp_path_factory.mktemp("history"))
+    for name in ["a.safetensors", "b.safetensors", "c.safetensors", "d.safetensors", *HOSTILE_NAMES]:
+        place_file(comfy.models / "checkpoints" / name)
+    place_file(comfy.models / "loras" / "style.safetensors")
+    copy_pack(PACKS / "OutcomePack", comfy.custom_nodes)
+    with comfy:
+        yield comfy
+
+
+def test_each_prompt_counts_as_what_it_was(server):
+    assert server.queue_prompt(wait(server, 0.1, "a.safetensors"))[0] == 200
+    assert server.queue_prompt(wait(server, 0, "b.safetensors", node="OutcomeFail"))[0] == 200
+    rejected = {"1": {"class_type": "OutcomeWait", "inputs": {"ckpt": "c.safetensors", "seconds": "not a number"}}}
+    assert server.queue_prompt(rejected)[0] == 400
+    assert server.queue_prompt(wait(server, 60, "d.safetensors"))[0] == 200
+    until(lambda: server.get("/queue")["queue_running"])
+    until(lambda: model_row(server, "d.safetensors")["count"] == 1)
+    server.request("POST", "/interrupt", {})
+
+    summary = until(lambda: (s := server.get("/nodes-stats/summary?days=7"))["interrupted"] == 1 and s)
+    assert (summary["prompts"], summary["successes"], summary["failures"], summary["rejected"]) == (3, 1, 1, 1)
+    assert summary["success_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert summary["avg_ms"] is not None and summary["p95_ms"] >= 100
+
+    a, b, c, d = (model_row(server, f"{x}.safetensors") for x in "abcd")
+    assert (a["count"], a["successes"], a["status"]) == (1, 1, "used")
+    assert (b["count"], b["failures"], b["status"]) == (1, 1, "used")  # a failed run still needed the file
+    assert (c["count"], c["rejected_count"], c["status"]) == (0, 1, "unused_new")  # a typo never makes it used
+    assert (d["count"], d["interrupted"]) == (1, 1)
+
+    live = server.get("/nodes-stats/realtime")
+    assert (live["prompts"], live["successes"], live["failures"], live["interrupted"], live["rejected"]) == (3, 1, 1, 1, 1)
+    assert live["queue"] == {"running": 0, "pending": 0}
+    assert {"a.safetensors", "b.safetensors", "d.safetensors"} <= {m["model_name"] for m in live["models"]}
+
+    history = server.get("/nodes-stats/history?kind=model&id=checkpoints/a.safetensors&days=7")
+    assert len(history["series"]) == 7 and history["series"][-1]["prompts"] == 1
+    assert sum(day["prompts"] for day in history["series"]) == 1
+
+
+def test_an_export_round_trips_hostile_names_and_is_safe_in_a_spreadsheet(server):
+    for name in HOSTILE_NAMES:
+        status, answer = server.queue_prompt(wait(server, 0, name))
+        assert status == 200, (name, answer)
+    until(lambda: all((model_row(server, n) or {}).get("count") for n in HOSTILE_NAMES))
+    status, text, headers = server.request("GET", "/nodes-stats/export?format=csv&what=models&days=30")
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    cells = [cell for row in rows for cell in row.values()]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@")], "a cell a spreadsheet would run"
+    exported = {row["model_name"][1:] if row["model_name"].startswith("'") else row["model_name"] for row in rows}
+    assert set(HOSTILE_NAMES) <= exported
+
+    status, body, _ = server.request("GET", "/nodes-stats/export?format=json&what=models")
+    assert status == 200 and set(HOSTILE_NAMES) <= {row["model_name"] for row in body}
+    status, body, _ = server.request("GET", "/nodes-stats/export?format=json&what=daily&days=7")
+    assert {"prompt", "node", "package", "model"} <= {row["kind"] for row in body}
+
+
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("/nodes-stats/models?days=8x", "days"),
+        ("/nodes-stats/packages?days=0", "days"),
+        ("/nodes-stats/usage?days=99999", "days"),
+        ("/nodes-stats/summary?user=nobody", "unknown user"),
+        ("/nodes-stats/export?format=xlsx", "format"),
+        ("/nodes-stats/export?what=everything", "what"),
+        ("/nodes-stats/history?kind=lora&id=x", "kind"),
+        ("/nodes-stats/history?kind=model", "id is required"),
+    ],
+)
+def test_bad_parameters_get_a_400_that_names_them(server, path, words):
+    status, body, _ = server.request("GET", path)
+    assert status == 400 and words in body["error"]
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"retention_days": 1}, "retention_days must be a whole number from 7 to 3650"),
+        ({"consider_days": 90}, "safe_days (60) must be greater than consider_days (90)"),
+        ({"tracking": "yes"}, "tracking must be true or false"),
+        ({"model_types": ["not_a_folder"]}, "model_types: unknown type 'not_a_folder'"),
+        ({"colour": "red"}, "unknown setting 'colour'"),
+    ],
+)
+def test_bad_config_values_get_a_400_that_names_the_field_and_range(server, change, words):
+    status, body, _ = server.request("PUT", "/nodes-stats/config", change)
+    assert status == 400 and words in body["error"]
+
+
+def test_a_config_change_applies_at_once_and_survives_a_restart(server):
+    assert server.request("PUT", "/nodes-stats/config", {"tracking": False})[0] == 200
+    before = server.get("/nodes-stats/status")["prompts_recorded"]
+    assert server.queue_prompt(wait(server, 0, "a.safetensors"))[0] == 200  # not counted: tracking is off
+    status, body, _ = server.request("PUT", "/nodes-stats/config", {"tracking": True, "track_loras": True})
+    assert status == 200 and body["config"]["track_loras"] is True
+    assert server.queue_prompt(wait(server, 0, "a.safetensors"))[0] == 200
+    server.wait_recorded(before + 1)
+    time.sleep(0.5)
+    assert server.get("/nodes-stats/status")["prompts_recorded"] == before + 1
+    assert server.model("loras", "style.safetensors") is not None
+
+    server.restart()
+    config = server.get("/nodes-stats/config")["config"]
+    assert (config["tracking"], config["track_loras"]) == (True, True)
+    assert server.request("PUT", "/nodes-stats/config", {"track_loras": False})[0] == 200
+    assert server.model("loras", "style.safetensors") is None
+
+
+def test_under_multi_user_each_user_sees_their_own_numbers(make_server):
+    comfy = make_server(("--multi-user",))
+    place_file(comfy.models / "checkpoints" / "a.safetensors")
+    copy_pack(PACKS / "OutcomePack", comfy.custom_nodes)
+    comfy.start()
+    users = {}
+    for name in ("alice", "bob"):
+        status, user_id, _ = comfy.request("POST", "/users", {"username": name})
+        assert status == 200, user_id
+        users[name] = user_id
+    for name, prompts in (("alice", 2), ("bob", 1)):
+        for _ in range(prompts):
+            status, _, _ = comfy.request("POST", "/prompt", {"prompt": wait(comfy)}, headers={"comfy-user": users[name]})
+            assert status == 200
+    comfy.wait_recorded(3)
+    for name, prompts in (("alice", 2), ("bob", 1)):
+        summary = until(lambda n=name, p=prompts: (s := comfy.get(f"/nodes-stats/summary?user={users[n]}"))["successes"] == p and s)
+        assert summary["prompts"] == prompts
+        (section,) = comfy.get(f"/nodes-stats/models?user={users[name]}")
+        assert section["models"][0]["count"] == prompts
+    (section,) = comfy.get("/nodes-stats/models")
+    assert section["models"][0]["count"] == 3
+    status, body, _ = comfy.request("GET", "/nodes-stats/packages?user=mallory")
+    assert status == 400 and "unknown user" in body["error"]
+    assert json.dumps(users)  # the ids ComfyUI chose are plain JSON strings
