@@ -205,7 +205,7 @@ def bench_storage(quick: bool, workdir: Path) -> Path:
     size = os.path.getsize(path)
     with sqlite3.connect(path) as db:
         tables = {name: db.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
-                  for name in ("prompt_log", "node_usage", "model_usage")}
+                  for name in ("prompt_log", "daily", "node_usage", "model_usage")}
     row("5 storage", f"DB after {prompts:,} prompts (10 node types, 5 models each)",
         f"{size / 1e6:.1f} MB = {size / prompts:.1f} B/prompt", "≤ 60 B/prompt")
     row("5 storage", "rows", ", ".join(f"{k} {v:,}" for k, v in tables.items()))
@@ -215,26 +215,29 @@ def bench_storage(quick: bool, workdir: Path) -> Path:
 
 
 def bench_storage_bound(prompts: int, workdir: Path, models: dict[str, list[str]]) -> None:
-    """The same prompts spread over two years, after the writer's roll-up: detail is kept for
-    PROMPT_DETAIL_DAYS, older rows become one row per day, so the file stops growing with time."""
-    from usage_stats.tracker import DAY, PROMPT_DETAIL_DAYS, UsageStore
+    """The same prompts spread over two years, after the writer's retention pass: per-prompt detail is kept
+    for the default retention window; every total lives in the daily rollup, which grows with days and items
+    used per day, not with prompts, so the file stops growing with time."""
+    from usage_stats.settings import CONFIG_FIELDS, defaults
+    from usage_stats.tracker import DAY, UsageStore
 
+    retention_days = defaults(CONFIG_FIELDS)["retention_days"]
     path = workdir / "history-2y" / "usage_stats.db"
     build_history(path, prompts, packs=300, nodes_per_pack=10, models=models, spacing=2 * 365 * DAY // prompts)
     store = UsageStore(str(path))
     start = time.perf_counter()
-    folded = 0
-    while (batch := store.roll_up_prompt_log(int(time.time()) - PROMPT_DETAIL_DAYS * DAY)):
-        folded += batch
+    pruned = 0
+    while (batch := store.prune_detail(int(time.time()) - retention_days * DAY)):
+        pruned += batch
     elapsed = time.perf_counter() - start
     store._db.execute("VACUUM")
-    kept = prompts - folded
+    daily_rows = store._db.execute("SELECT COUNT(*) FROM daily").fetchone()[0]
     store.close()
     size = os.path.getsize(path)
-    row("5 storage", f"DB after {prompts:,} prompts over 2 years, rolled up ({PROMPT_DETAIL_DAYS} days kept in detail)",
-        f"{size / 1e6:.1f} MB = {size / prompts:.1f} B/prompt; {kept:,} detail rows + {2 * 365 - PROMPT_DETAIL_DAYS} day rows",
+    row("5 storage", f"DB after {prompts:,} prompts over 2 years, {retention_days} days kept in detail",
+        f"{size / 1e6:.1f} MB = {size / prompts:.1f} B/prompt; {prompts - pruned:,} detail rows + {daily_rows:,} daily rows",
         "growth bounded")
-    row("5 storage", "roll-up of the older rows (5,000 per transaction)", f"{folded:,} rows in {elapsed:.2f} s")
+    row("5 storage", "retention: older detail deleted (5,000 rows per transaction)", f"{pruned:,} rows in {elapsed:.2f} s")
 
 
 def bench_import(quick: bool) -> None:

@@ -16,7 +16,7 @@ package = types.ModuleType("usage_stats")
 package.__path__ = [str(REPO)]
 sys.modules["usage_stats"] = package
 
-from usage_stats.tracker import DAY, PromptUse, UsageStore  # noqa: E402
+from usage_stats.tracker import DAY, Outcome, PromptUse, UsageStore  # noqa: E402
 
 MODELS = {  # file under models/ -> days since last use (None: never used)
     "checkpoints/sd_xl_base_1.0.safetensors": 1,
@@ -63,8 +63,12 @@ def seed_history(database: Path) -> None:
         models = {(_type(r), _name(r)) for r, last in MODELS.items()
                   if last is not None and last <= days and not r.startswith("loras/")}
         nodes = {n: "__builtin__" for n, last in NODES.items() if last <= days}
-        uses.append(PromptUse(now - days * DAY, nodes, frozenset(models)))
-    store.record(uses)
+        uses += [PromptUse(now - days * DAY + i * 600, nodes, frozenset(models)) for i in range(1 + days % 5)]
+    rows = store.record(uses)
+    store.record_outcomes(
+        Outcome(use, row, "error" if i % 9 == 0 else "success", exec_ms=2000 + (i * 7919) % 9000)
+        for i, (use, row) in enumerate(zip(uses, rows, strict=True))
+    )
     store.close()
 
 

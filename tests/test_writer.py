@@ -142,19 +142,30 @@ def test_importing_outside_comfyui_does_not_raise(monkeypatch, caplog):
     assert "not tracking" in caplog.text
 
 
-def test_the_idle_writer_rolls_old_prompt_detail_up_into_days(fake_comfy):
+def test_retention_folds_200_days_of_prompts_into_daily_rows_with_every_total_unchanged(fake_comfy):
+    """With an injected clock: 200 days of prompts written through the hook, then the writer's idle pass
+    deletes the detail older than the retention window (30 days here) and no total, first or last use moves."""
+    place_file(fake_comfy.models / "vae" / "v.safetensors")
     path = str(fake_comfy.base / "usage_stats.db")
-    seeded = UsageStore(path)
-    seeded.record([PromptUse(int(time.time()) - 400 * DAY, {"KSampler": "__builtin__"}) for _ in range(7)])
-    seeded.close()
-    w = Writer(lambda: UsageStore(path), PackageMapper("x"), ModelMapper())
+    clock = {"now": 1_800_000_000 - 200 * DAY}
+    w = Writer(lambda: UsageStore(path, clock=lambda: clock["now"]), PackageMapper("x"), ModelMapper(), clock=lambda: clock["now"])
     w.start()
+    w.wait_ready(5)
+    w.apply_config({**w.config.as_dict(), "retention_days": 30})
+    for _ in range(200):
+        w.on_prompt({"prompt": {"1": {"class_type": "VAELoader", "inputs": {"vae_name": "v.safetensors"}}}})
+        w.flush()
+        clock["now"] += DAY
+    store = w.store
+    before = (store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("prompt"))
+    w.prune_soon()
+    deadline = time.monotonic() + 10
+    while sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0] > 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
     try:
-        deadline = time.monotonic() + 10
-        while sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (0,)
-        assert w.store.prompt_count() == 7
+        assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (30,)
+        assert (store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("prompt")) == before
+        assert store.prompt_count() == 200 and len(store.daily_series("model", "vae/v.safetensors")) == 200
     finally:
         w.stop()
 
