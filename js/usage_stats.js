@@ -1,11 +1,13 @@
 /**
  * comfyui-usage-stats UI entry: registers the "Usage Stats" sidebar tab, the UsageStats.Open command
- * (Alt+U) and, where the sidebar API is missing, a dialog fallback. The panel itself lives in lib/.
+ * (Alt+U), the settings-dialog entries and, where the sidebar API is missing, a dialog fallback. The panel
+ * itself lives in lib/.
  */
 import { app } from "../../scripts/app.js";
 import { injectCss } from "./lib/dom.js";
 import { openDialog } from "./lib/dialog.js";
 import { createPanel } from "./lib/panel.js";
+import { SETTINGS, syncFromServer } from "./lib/settings.js";
 
 const TAB_ID = "usage-stats";
 const OPEN_COMMAND = "UsageStats.Open";
@@ -44,8 +46,10 @@ app.registerExtension({
   commands: [{ id: OPEN_COMMAND, label: "Open Usage Stats", icon: "pi pi-chart-bar", function: openUsageStats }],
   keybindings: [{ commandId: OPEN_COMMAND, combo: { key: "u", alt: true } }],
   menuCommands: [{ path: ["Extensions"], commands: [OPEN_COMMAND] }],
+  settings: SETTINGS,
   setup() {
     injectCss(new URL("./usage_stats.css", import.meta.url));
     sidebarRegistered = registerSidebarTab();
+    syncFromServer().catch((error) => console.warn("[usage-stats] could not read the server's settings:", error));
   },
 });

@@ -11,15 +11,32 @@ async function request(route, init) {
   return body;
 }
 
+/** "models?days=30&type=vae" from a route and its parameters (absent ones left out). */
+function withQuery(route, params) {
+  const query = new URLSearchParams(Object.entries(params).filter(([, value]) => value !== undefined && value !== null));
+  const text = query.toString();
+  return text ? `${route}?${text}` : route;
+}
+
+const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
 export const fetchStatus = () => request("status");
-export const fetchPackages = () => request("packages");
-export const fetchModels = () => request("models");
+export const fetchPackages = ({ days }) => request(withQuery("packages", { days }));
+export const fetchModels = ({ days }) => request(withQuery("models", { days }));
+export const fetchSummary = ({ days }) => request(withQuery("summary", { days }));
+export const fetchHistory = ({ kind, id, days }) => request(withQuery("history", { kind, id, days }));
+export const fetchConfig = () => request("config");
+export const updateConfig = (changes) => request("config", json("PUT", changes));
+
+/** The URL of a file export (a plain link, so the browser downloads it the usual way). */
+export function exportUrl({ what, format, days }) {
+  return api.apiURL(`/nodes-stats/${withQuery("export", { what, format, days })}`);
+}
+
+/** Call `callback` whenever ComfyUI finishes a prompt, however it ended (its own websocket events). */
+export function onPromptFinished(callback) {
+  for (const event of ["execution_success", "execution_error", "execution_interrupted"]) api.addEventListener(event, callback);
+}
 
 /** Delete every recorded statistic; the server insists on an explicit {"confirm": true}. */
-export function resetStats() {
-  return request("reset", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ confirm: true }),
-  });
-}
+export const resetStats = () => request("reset", json("POST", { confirm: true }));

@@ -74,3 +74,16 @@ export function splitModelPath(name) {
 export function plural(count, word) {
   return `${count.toLocaleString()} ${word}${count === 1 ? "" : "s"}`;
 }
+
+/** 0.9412 -> "94%"; no finished prompts -> "—". */
+export function percent(ratio) {
+  return ratio === null || ratio === undefined ? "—" : `${Math.round(ratio * 100)}%`;
+}
+
+/** 950 -> "950 ms", 12_400 -> "12.4 s", 190_000 -> "3.2 min"; unknown -> "—". */
+export function duration(ms) {
+  if (ms === null || ms === undefined) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${(ms / 60_000).toFixed(1)} min`;
+}

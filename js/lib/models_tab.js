@@ -5,7 +5,7 @@
  */
 import { h } from "./dom.js";
 import { TIER_LABELS, modelTypeTitle, splitModelPath, tierRank } from "./format.js";
-import { countCell, dateCell, nothingToShow, statusDot } from "./cells.js";
+import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
 import { section } from "./section.js";
 import { countByTier, summaryBar } from "./summary_bar.js";
 import { virtualList } from "./virtual_list.js";
@@ -22,7 +22,7 @@ export function prepareModels(sections) {
   return { types: sections.map((s) => s.model_type), models };
 }
 
-export function modelsTab({ data, query, tierFilter, onTierFilter, collapsed }) {
+export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, collapsed }) {
   const matching = query ? data.models.filter((model) => model.search.includes(query)) : data.models;
   const shown = tierFilter ? matching.filter((model) => model.status === tierFilter) : matching;
   const byType = new Map(data.types.map((type) => [type, []]));
@@ -31,13 +31,13 @@ export function modelsTab({ data, query, tierFilter, onTierFilter, collapsed }) 
 
   const sections = [...byType].filter(([, models]) => models.length).map(([type, models]) => section({
     id: `models-${type}`, title: modelTypeTitle(type), count: models.length, collapsed,
-    buildBody: () => modelList(models, modelTypeTitle(type), false),
+    buildBody: () => modelList(models, modelTypeTitle(type), false, onSelectRow),
   }));
   if (uninstalled.length) {
     sections.push(section({
       id: "models-uninstalled", title: TIER_LABELS.uninstalled, tier: "uninstalled", count: uninstalled.length, collapsed,
       collapsedByDefault: tierFilter !== "uninstalled",
-      buildBody: () => modelList(uninstalled, "Uninstalled models", true),
+      buildBody: () => modelList(uninstalled, "Uninstalled models", true, onSelectRow),
     }));
   }
   return h("div", { className: "usage-stats-tab-body", "data-testid": "usage-stats-models" }, [
@@ -46,12 +46,14 @@ export function modelsTab({ data, query, tierFilter, onTierFilter, collapsed }) 
   ]);
 }
 
-function modelList(models, label, showType) {
-  return virtualList({ items: models, label, testId: "usage-stats-model-list", renderRow: (model) => modelRow(model, showType) });
+function modelList(models, label, showType, onSelectRow) {
+  return virtualList({
+    items: models, label, testId: "usage-stats-model-list", renderRow: (model) => modelRow(model, showType, onSelectRow),
+  });
 }
 
-/** name (its subfolder dimmed) | prompts | last used, with the tier as a coloured dot. */
-function modelRow(model, showType) {
+/** name (its subfolder dimmed) | failed/rejected | prompts | last used | chart, with the tier as a coloured dot. */
+function modelRow(model, showType, onSelectRow) {
   const { folder, file } = splitModelPath(model.model_name);
   const reasons = model.reasons?.length ? ` — ${model.reasons.join("; ")}` : "";
   return h("div", {
@@ -68,7 +70,9 @@ function modelRow(model, showType) {
       h("span", { className: "usage-stats-folder", text: folder }),
       h("span", { className: "usage-stats-file", text: file }),
     ]),
+    outcomeCell(model),
     countCell(model.count),
     dateCell(model.last_seen),
+    chartButton(model.model_name, () => onSelectRow({ kind: "model", id: `${model.model_type}/${model.model_name}`, label: model.model_name })),
   ]);
 }

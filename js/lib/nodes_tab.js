@@ -5,7 +5,7 @@
  */
 import { h, icon } from "./dom.js";
 import { TIERS, TIER_LABELS, plural } from "./format.js";
-import { countCell, dateCell, nothingToShow, statusDot } from "./cells.js";
+import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
 import { section } from "./section.js";
 import { countByTier, summaryBar } from "./summary_bar.js";
 
@@ -16,7 +16,7 @@ const FLAG_LABELS = {
   protected: "protected",
 };
 
-export function nodesTab({ packages, query, tierFilter, onTierFilter, collapsed, expanded }) {
+export function nodesTab({ packages, query, tierFilter, onTierFilter, onSelectRow, collapsed, expanded }) {
   const matching = packages.map((pack) => matchPackage(pack, query)).filter(Boolean);
   const sections = TIERS.filter((tier) => !tierFilter || tier === tierFilter).map((tier) => {
     const inTier = matching.filter((pack) => pack.status === tier);
@@ -27,7 +27,7 @@ export function nodesTab({ packages, query, tierFilter, onTierFilter, collapsed,
       tier,
       collapsedByDefault: tier === "uninstalled" && tierFilter !== tier,
       collapsed,
-      buildBody: () => h("div", { role: "list" }, inTier.map((pack) => packageRow(pack, expanded, Boolean(query)))),
+      buildBody: () => h("div", { role: "list" }, inTier.map((pack) => packageRow(pack, expanded, Boolean(query), onSelectRow))),
     });
   }).filter(Boolean);
   return h("div", { className: "usage-stats-tab-body", "data-testid": "usage-stats-nodes" }, [
@@ -43,7 +43,7 @@ function matchPackage(pack, query) {
   return nodes.length ? { ...pack, nodes } : null;
 }
 
-function packageRow(pack, expanded, openMatches) {
+function packageRow(pack, expanded, openMatches, onSelectRow) {
   const details = h("div", { className: "usage-stats-details", id: `usage-stats-pack-${CSS.escape(pack.package)}` });
   const isOpen = () => expanded.has(pack.package) || (openMatches && pack.nodes.length > 0);
   const toggle = h("button", {
@@ -72,7 +72,7 @@ function packageRow(pack, expanded, openMatches) {
   function show() {
     const open = isOpen();
     toggle.setAttribute("aria-expanded", String(open));
-    details.replaceChildren(...(open ? packageDetails(pack) : []));
+    details.replaceChildren(...(open ? packageDetails(pack, onSelectRow) : []));
   }
   show();
   return h("div", { className: "usage-stats-package", role: "listitem" }, [toggle, details]);
@@ -82,21 +82,26 @@ function flagChip(flag) {
   return h("span", { className: "usage-stats-flag", "data-flag": flag, text: FLAG_LABELS[flag] });
 }
 
-function packageDetails(pack) {
+function packageDetails(pack, onSelectRow) {
   const reasons = (pack.reasons ?? []).map((reason) => h("li", { text: reason }));
+  const chart = h("div", { className: "usage-stats-details-actions" }, [
+    chartButton(pack.package, () => onSelectRow({ kind: "package", id: pack.package, label: pack.package })),
+  ]);
   return [
     reasons.length ? h("ul", { className: "usage-stats-reasons", "data-testid": "usage-stats-reasons" }, reasons) : null,
-    pack.nodes.length ? nodeTable(pack.nodes) : h("p", { className: "usage-stats-note", text: `None of its ${plural(pack.total_nodes, "node")} has been used yet.` }),
+    pack.nodes.length ? nodeTable(pack.nodes, onSelectRow) : h("p", { className: "usage-stats-note", text: `None of its ${plural(pack.total_nodes, "node")} has been used yet.` }),
+    chart,
   ].filter(Boolean);
 }
 
-function nodeTable(nodes) {
-  const header = h("tr", {}, ["Node", "Prompts", "First seen", "Last seen"].map((text) => h("th", { scope: "col", text })));
+function nodeTable(nodes, onSelectRow) {
+  const header = h("tr", {}, ["Node", "Prompts", "First seen", "Last seen", ""].map((text) => h("th", { scope: "col", text })));
   const rows = [...nodes].sort((a, b) => b.count - a.count).map((node) => h("tr", { "data-testid": "usage-stats-node-row" }, [
-    h("td", { text: node.class_type, title: node.class_type }),
+    h("td", { title: node.class_type }, [h("span", { text: node.class_type }), outcomeCell(node)]),
     h("td", {}, [countCell(node.count)]),
     h("td", {}, [dateCell(node.first_seen, "first seen")]),
     h("td", {}, [dateCell(node.last_seen)]),
+    h("td", {}, [chartButton(node.class_type, () => onSelectRow({ kind: "node", id: node.class_type, label: node.class_type }))]),
   ]));
   return h("table", { className: "usage-stats-node-table" }, [h("thead", {}, [header]), h("tbody", {}, rows)]);
 }

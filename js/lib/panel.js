@@ -1,24 +1,37 @@
 /**
- * The Usage Stats panel: header (refresh, reset), Nodes | Models tabs, search box and the active tab.
+ * The Usage Stats panel: header (range, export, refresh, reset), the range's summary and chart, Nodes | Models
+ * tabs, search box and the active tab. It reloads by itself when a prompt finishes while it is on screen.
  * State lives here, outside the DOM, because the sidebar may hand render() a fresh or a reused element
  * at any time; mount() rebuilds the DOM from that state and reloads the data.
  */
 import { app } from "../../../scripts/app.js";
 import { h, icon } from "./dom.js";
-import { fetchModels, fetchPackages, fetchStatus, resetStats } from "./api.js";
+import {
+  exportUrl, fetchHistory, fetchModels, fetchPackages, fetchStatus, fetchSummary, onPromptFinished, resetStats,
+} from "./api.js";
 import { plural } from "./format.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
+import { overview } from "./overview.js";
+import { rangeSwitch } from "./range_switch.js";
 
 const TABS = [["nodes", "Nodes"], ["models", "Models"]];
+const EXPORTS = { nodes: "packages", models: "models" };
+const RELOAD_AFTER_RUN_MS = 1000;
 
 export function createPanel() {
   const state = {
-    tab: "nodes", query: "", tierFilter: { nodes: null, models: null },
+    tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", selection: null,
     collapsed: new Map(), expanded: new Set(), data: null, error: null, loading: false,
   };
   let view = null;
   let loadId = 0;
+  let reloadTimer = null;
+  onPromptFinished(() => {
+    if (!view?.root.isConnected) return;
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(() => load(), RELOAD_AFTER_RUN_MS);
+  });
 
   function mount(el) {
     view = buildView();
@@ -30,6 +43,12 @@ export function createPanel() {
   function buildView() {
     const refresh = iconButton("pi-refresh", "Refresh", "usage-stats-refresh", () => load());
     const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => confirmAndReset());
+    const download = h("a", {
+      className: "usage-stats-icon-button", "aria-label": "Export as CSV", title: "Export this tab as CSV", download: "",
+      "data-testid": "usage-stats-export",
+    }, [icon("pi-download")]);
+    const range = h("div", { className: "usage-stats-range-box" });
+    const summary = h("div", { className: "usage-stats-overview-box" });
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
       "aria-controls": "usage-stats-tabpanel", text: label, on: { click: () => selectTab(id) },
@@ -41,12 +60,16 @@ export function createPanel() {
     });
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
-      h("header", { className: "usage-stats-header" }, [h("h2", { className: "usage-stats-title", text: "Usage Stats" }), refresh, reset]),
+      h("header", { className: "usage-stats-header" }, [
+        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, reset,
+      ]),
+      range,
+      summary,
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
       h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]),
       content,
     ]);
-    return { root, content, tabs, refresh };
+    return { root, content, tabs, refresh, download, range, summary };
   }
 
   function iconButton(iconName, label, testId, onClick) {
@@ -58,15 +81,32 @@ export function createPanel() {
     renderContent();
   }
 
+  function selectDays(days) {
+    state.days = days;
+    return load();
+  }
+
+  /** Chart one row's use per day ({kind, id, label}), or every prompt again with null. */
+  function selectRow(selection) {
+    state.selection = selection;
+    return load();
+  }
+
   /** Fetch everything in parallel; a newer load wins over an older one still in flight. */
   async function load() {
     const id = ++loadId;
+    const range = { days: state.days };
+    const selection = state.selection;
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models] = await Promise.all([fetchStatus(), fetchPackages(), fetchModels()]);
+      const [status, packages, models, summary, history] = await Promise.all([
+        fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range),
+        selection ? fetchHistory({ ...selection, ...range }) : null,
+      ]);
       if (id !== loadId) return;
-      Object.assign(state, { data: { status, packages, models: prepareModels(models) }, error: null });
+      if (selection) selection.series = history.series;
+      Object.assign(state, { data: { status, packages, summary, models: prepareModels(models) }, error: null });
     } catch (error) {
       if (id !== loadId) return;
       state.error = error.message || String(error);
@@ -84,6 +124,11 @@ export function createPanel() {
     if (!view) return;
     renderBusy();
     for (const tab of view.tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === state.tab));
+    view.range.replaceChildren(rangeSwitch({ days: state.days, onSelect: selectDays }));
+    view.download.href = exportUrl({ what: EXPORTS[state.tab], format: "csv", days: state.days });
+    view.summary.replaceChildren(...(state.data
+      ? [overview({ summary: state.data.summary, selection: state.selection, onClearSelection: () => selectRow(null) })]
+      : []));
     const phase = state.error ? "error" : state.data ? "ready" : "loading";
     view.root.dataset.state = phase;
     view.content.replaceChildren(...{ error: errorState, loading: loadingState, ready: readyState }[phase]());
@@ -105,8 +150,8 @@ export function createPanel() {
     const empty = status.prompts_recorded === 0
       ? h("p", { className: "usage-stats-empty", "data-testid": "usage-stats-empty", text: "No prompts recorded yet — run a workflow, then refresh." })
       : null;
-    const common = { query: state.query.trim().toLowerCase(), collapsed: state.collapsed };
     const onTierFilter = (tier) => { state.tierFilter[state.tab] = tier; renderContent(); };
+    const common = { query: state.query.trim().toLowerCase(), collapsed: state.collapsed, onSelectRow: selectRow };
     const body = state.tab === "nodes"
       ? nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter })
       : modelsTab({ ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter });
