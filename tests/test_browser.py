@@ -21,7 +21,6 @@ pytestmark = pytest.mark.browser
 TEMPLATES = ["controlnet_example.json", "flux_dev_full_text_to_image.json", "sdxl_revision_text_prompts.json"]
 TIER_ORDER = ["safe_to_remove", "consider_removing", "unused_new", "used", "uninstalled"]
 XSS_MODEL = "<img src=x onerror=alert(1)>.safetensors"
-DOCS_SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
 def template(name: str) -> dict:
@@ -209,6 +208,51 @@ class TestUsageStatsTab:
         expect(row.locator(".usage-stats-file")).to_have_text(XSS_MODEL)
         assert ui.panel.locator("img").count() == 0
         assert ui.native_dialogs == []
+
+    def test_the_range_switch_summary_and_per_day_chart_follow_what_ran(self, ui, server):
+        ui.open()
+        overview = ui.page.get_by_test_id("usage-stats-overview")
+        expect(overview.locator("[data-stat='Prompts'] dd")).to_have_text("4")
+        expect(overview.locator("[data-stat='Failed'] dd")).not_to_have_text("0")  # the 1-byte models cannot load
+        ui.page.locator("[data-testid='usage-stats-range'] [data-days='7']").click()
+        ui.wait_ready()
+        expect(ui.page.locator("[data-testid='usage-stats-range'] [data-days='7']")).to_have_attribute("aria-pressed", "true")
+        expect(overview.get_by_test_id("usage-stats-chart").locator("g")).to_have_count(7)
+        expect(overview.get_by_test_id("usage-stats-chart").locator("title").last).to_contain_text("prompt")
+        ui.show("models")
+        row = ui.panel.locator("[data-testid='usage-stats-model-row'][data-status='used']").first
+        name = row.get_attribute("data-model")
+        row.get_by_test_id("usage-stats-chart-row").click()
+        ui.wait_ready()
+        expect(overview.get_by_test_id("usage-stats-chart-caption")).to_have_text(f"{name}: prompts per day")
+        overview.get_by_test_id("usage-stats-clear-selection").click()
+        ui.wait_ready()
+        expect(overview.get_by_test_id("usage-stats-chart-caption")).to_have_text("All prompts per day")
+        href = ui.page.get_by_test_id("usage-stats-export").get_attribute("href")
+        assert "what=models" in href and "days=7" in href and "format=csv" in href
+        download = ui.page.request.get(server.url + href if href.startswith("/") else href)
+        assert download.ok and download.headers["content-type"].startswith("text/csv")
+        ui.page.locator("[data-testid='usage-stats-range'] [data-days='all']").click()
+        ui.wait_ready()
+
+    def test_a_setting_changed_in_the_browser_changes_what_the_server_does(self, ui, server):
+        place_file(server.models / "loras" / "style.safetensors")
+        assert server.get("/nodes-stats/config")["config"]["track_loras"] is False
+        ui.page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Tracking.Loras', true)")
+        ui.page.wait_for_function("""async () => {
+            const response = await fetch('/nodes-stats/config');
+            return (await response.json()).config.track_loras === true;
+        }""")
+        assert server.model("loras", "style.safetensors") is not None
+        ui.page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Storage.RetentionDays', 1)")
+        expect(ui.page.locator(".p-toast-message").filter(has_text="retention_days")).to_be_visible()
+        ui.page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Storage.RetentionDays') === 180")
+        assert server.get("/nodes-stats/config")["config"]["retention_days"] == 180
+        ui.page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Tracking.Loras', false)")
+        ui.page.wait_for_function("""async () => {
+            const response = await fetch('/nodes-stats/config');
+            return (await response.json()).config.track_loras === false;
+        }""")
 
     def test_screenshots_of_both_tabs_in_dark_and_light_palettes(self, ui):
         ui.open()

@@ -13,7 +13,7 @@ import pytest
 
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.tracker import DAY, PromptUse, UsageStore
+from usage_stats.tracker import DAY, UsageStore
 from usage_stats.writer import Finished, Submission, Writer, current_submission
 
 
@@ -148,7 +148,8 @@ def test_retention_folds_200_days_of_prompts_into_daily_rows_with_every_total_un
     place_file(fake_comfy.models / "vae" / "v.safetensors")
     path = str(fake_comfy.base / "usage_stats.db")
     clock = {"now": 1_800_000_000 - 200 * DAY}
-    w = Writer(lambda: UsageStore(path, clock=lambda: clock["now"]), PackageMapper("x"), ModelMapper(), clock=lambda: clock["now"])
+    now = lambda: clock["now"]  # noqa: E731
+    w = Writer(lambda: UsageStore(path, clock=now), PackageMapper("x"), ModelMapper(), clock=now)
     w.start()
     w.wait_ready(5)
     w.apply_config({**w.config.as_dict(), "retention_days": 30})

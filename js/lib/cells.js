@@ -21,15 +21,15 @@ export function nothingToShow(text) {
   return h("p", { className: "usage-stats-note", "data-testid": "usage-stats-no-matches", text });
 }
 
-/** "2 failed · 1 rejected" when some prompts that used the item failed or were refused; else nothing. */
+/** A compact "⚠ 3" when prompts that used the item failed or were refused (the split is in the tooltip); else nothing. */
 export function outcomeCell(item) {
   const failed = (item.failures ?? 0) + (item.interrupted ?? 0);
-  const parts = [failed ? `${failed.toLocaleString()} failed` : "", item.rejected_count ? `${item.rejected_count.toLocaleString()} rejected` : ""];
-  const text = parts.filter(Boolean).join(" · ");
-  return text ? h("span", {
-    className: "usage-stats-outcome", "data-testid": "usage-stats-outcome", text,
-    title: "failed: ran and ended in an error or was interrupted; rejected: refused by ComfyUI before running (never counted as use)",
-  }) : null;
+  const rejected = item.rejected_count ?? 0;
+  if (!failed && !rejected) return null;
+  return h("span", {
+    className: "usage-stats-outcome", "data-testid": "usage-stats-outcome",
+    title: `${plural(failed, "prompt")} failed or interrupted; ${plural(rejected, "prompt")} refused by ComfyUI before running (never counted as use)`,
+  }, [icon("pi-exclamation-triangle"), h("span", { text: ` ${(failed + rejected).toLocaleString()}` })]);
 }
 
 /** A button that charts one item's use per day in the summary above. */

@@ -1,11 +1,12 @@
 /**
- * A per-day bar chart in SVG: one bar per day (per week beyond MAX_BARS days), failed prompts stacked on
- * top in the error colour. Colours are CSS classes over ComfyUI's palette variables; labels are text nodes.
+ * A per-day bar chart in SVG: one bar per day (per week beyond MAX_BARS days), the failed part of each bar
+ * in the error colour. Colours are CSS classes over ComfyUI's palette variables; labels are text nodes.
  */
 import { plural } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_BARS = 120;
+const MIN_SLOTS = 30; // a short history draws thin bars at the right, like the last days of a month
 const WIDTH = 300;
 const HEIGHT = 56;
 
@@ -31,12 +32,13 @@ function buckets(series) {
 export function dailyChart(series, label) {
   const bars = buckets(series);
   const peak = Math.max(1, ...bars.map((bar) => bar.prompts));
-  const width = WIDTH / Math.max(1, bars.length);
+  const width = WIDTH / Math.max(MIN_SLOTS, bars.length);
+  const left = WIDTH - width * bars.length;
   const shapes = bars.map((bar, index) => {
     const failed = bar.failures + (bar.interrupted ?? 0);
     const total = (bar.prompts / peak) * (HEIGHT - 2);
     const bad = (Math.min(failed, bar.prompts) / peak) * (HEIGHT - 2);
-    const x = index * width;
+    const x = left + index * width;
     const title = svg("title");
     title.textContent = `${bar.label}: ${plural(bar.prompts, "prompt")}${failed ? `, ${failed.toLocaleString()} failed` : ""}`;
     return svg("g", { class: "usage-stats-chart-day" }, [
