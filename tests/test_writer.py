@@ -158,14 +158,17 @@ def test_retention_folds_200_days_of_prompts_into_daily_rows_with_every_total_un
         w.flush()
         clock["now"] += DAY
     store = w.store
-    before = (store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("prompt"))
+    def totals():
+        return store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("prompt")
+
+    before = totals()
     w.prune_soon()
     deadline = time.monotonic() + 10
     while sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0] > 30 and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
         assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (30,)
-        assert (store.prompt_count(), store.node_rows(), store.model_rows(), store.totals("model"), store.totals("prompt")) == before
+        assert totals() == before
         assert store.prompt_count() == 200 and len(store.daily_series("model", "vae/v.safetensors")) == 200
     finally:
         w.stop()
