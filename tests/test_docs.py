@@ -25,6 +25,10 @@ class RecordingRoutes:
         self.paths.append(("POST", path))
         return lambda handler: handler
 
+    def put(self, path):
+        self.paths.append(("PUT", path))
+        return lambda handler: handler
+
 
 def registered_routes():
     routes = RecordingRoutes()
