@@ -156,19 +156,25 @@ def assert_json_answer(status: int, body: bytes, content_type: str) -> None:
         assert isinstance(data, dict) and isinstance(data["error"], str) and data["error"], data
 
 
-PARAM_NAMES = ["type", "status", "q", "offset", "limit", "package", "x", ""]
+PARAM_NAMES = ["type", "status", "q", "offset", "limit", "package", "days", "user", "kind", "id", "format", "what", "x", ""]
 PARAM_VALUES = st.one_of(
     st.text(max_size=30), st.sampled_from(["used", "unused_new,safe_to_remove", "checkpoints", "0", "-1", "1e3",
-                                           "99999999999", "%ff", "a" * 300, ",", " ", "\x00"]),
+                                           "99999999999", "%ff", "a" * 300, ",", " ", "\x00", "7", "all", "3651",
+                                           "default", "model", "prompt", "checkpoints/a.safetensors", "csv", "json",
+                                           "daily", "models"]),
 )
+READ_ROUTES = ["packages", "usage", "models", "status", "summary", "history", "realtime", "config", "export"]
 query = st.lists(st.tuples(st.sampled_from(PARAM_NAMES) | st.text(max_size=5), PARAM_VALUES), max_size=4)
 
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from(["/nodes-stats/packages", "/nodes-stats/usage", "/nodes-stats/models", "/nodes-stats/status"]),
-       params=query)
-def test_fuzzed_query_parameters_get_json_never_500(api_client, path, params):
-    assert_json_answer(*api_client("GET", path, params=[(k, v) for k, v in params]))
+@given(route=st.sampled_from(READ_ROUTES), params=query)
+def test_fuzzed_query_parameters_get_json_never_500(api_client, route, params):
+    status, body, content_type = api_client("GET", f"/nodes-stats/{route}", params=[(k, v) for k, v in params])
+    if route == "export" and status == 200:  # a download: CSV or JSON
+        assert content_type.startswith(("text/csv", "application/json")), content_type
+    else:
+        assert_json_answer(status, body, content_type)
 
 
 origins = st.one_of(st.none(), st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30), st.sampled_from(
@@ -194,3 +200,28 @@ def test_fuzzed_reset_requests_get_json_never_500_and_never_reset(api_client, bo
     if status == 200:  # only an explicit confirmation may reset, and only without a foreign Origin
         data = json.loads(body)
         assert isinstance(data, dict) and data.get("confirm") is True and origin is None
+
+
+config_bodies = st.builds(
+    lambda v: json.dumps(v).encode(),
+    st.dictionaries(
+        st.sampled_from(["tracking", "consider_days", "safe_days", "retention_days", "track_loras", "model_types", "x"]),
+        st.none() | st.booleans() | st.integers(-10, 10_000) | st.floats(allow_nan=False) | st.text(max_size=5)
+        | st.lists(st.text(max_size=12), max_size=3),
+        max_size=3,
+    ),
+) | st.binary(max_size=40)
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=config_bodies)
+def test_fuzzed_config_changes_get_json_never_500_and_a_refusal_changes_nothing(api_client, body):
+    before = json.loads(api_client("GET", "/nodes-stats/config")[1])["config"]
+    status, raw, kind = api_client("PUT", "/nodes-stats/config", data=body, headers={"Content-Type": "application/json"})
+    assert_json_answer(status, raw, kind)
+    after = json.loads(api_client("GET", "/nodes-stats/config")[1])["config"]
+    if status != 200:
+        assert after == before
+    else:
+        assert 1 <= after["consider_days"] < after["safe_days"] <= 3650 and 7 <= after["retention_days"] <= 3650
+    api_client("PUT", "/nodes-stats/config", data=json.dumps(before).encode(), headers={"Content-Type": "application/json"})
