@@ -24,7 +24,7 @@ def _install(prompt_server) -> None:
     api = StatsApi(
         writer,
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
-        comfy_users=lambda: list(getattr(prompt_server.user_manager, "users", {})),
+        comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
     )
     register_routes(prompt_server.routes, api)
     writer.start()

@@ -71,13 +71,13 @@ def _json_route(handler):
         try:
             data, headers = await handler(request)
             status = 200
-            if isinstance(data, Download):
-                return await data.send(request)
         except ApiError as error:
             data, headers, status = {"error": error.message}, {}, error.status
         except Exception as error:
             warn_once(f"route:{request.path}", "%s failed (%s)", request.path, error, exc_info=True)
             data, headers, status = {"error": f"internal error: {error}"}, {}, 500
+        if isinstance(data, Download):  # every check passed before the first byte; a dropped client ends it
+            return await data.send(request)
         body = data if isinstance(data, bytes) else await asyncio.get_running_loop().run_in_executor(None, _encode, data)
         response = web.Response(body=body, status=status, content_type="application/json", headers=headers)
         response.headers["Cache-Control"] = "no-store"
@@ -125,7 +125,7 @@ class StatsApi:
         self,
         writer: Writer,
         queue_state: Callable[[], dict] = lambda: {"running": None, "pending": None},
-        comfy_users: Callable[[], Iterable[str]] = lambda: (),
+        comfy_users: Callable[[], dict[str, str]] = dict,
     ):
         self.writer = writer
         self.queue_state = queue_state
@@ -172,12 +172,15 @@ class StatsApi:
     async def status(self, request: web.Request):
         _query(request, set())
         store = await self._ready_store()
-        recorded = await asyncio.get_running_loop().run_in_executor(None, store.prompt_count)
+        recorded, users = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: (store.prompt_count(), self._known_users(store))
+        )
         return {
             "tracking": self.writer.config["tracking"],
             "prompts_recorded": recorded,
             "prompts_dropped": self.writer.dropped,
             "prompts_queued": self.writer.queued,
+            "users": [{"id": user, "name": name} for user, name in sorted(users.items())],
         }, {}
 
     async def reset(self, request: web.Request):
@@ -298,8 +301,9 @@ class StatsApi:
                 raise ApiError(400, f"unknown user {user[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
         return View(None if days is None else store.now() // DAY - days + 1, user)
 
-    def _known_users(self, store: UsageStore) -> set[str]:
-        return {*store.users(), *self.comfy_users()}
+    def _known_users(self, store: UsageStore) -> dict[str, str]:
+        """user id -> display name: ComfyUI's users (with their names) and everyone who ever sent a prompt."""
+        return {**{user: user for user in store.users()}, **self.comfy_users()}
 
     def _thresholds(self, store: UsageStore) -> Thresholds:
         """The configured thresholds; while tracking is off nothing ages, and after it resumes, only from then."""

@@ -186,5 +186,7 @@ def test_under_multi_user_each_user_sees_their_own_numbers(make_server):
         assert section["models"][0]["count"] == prompts
     (section,) = comfy.get("/nodes-stats/models")
     assert section["models"][0]["count"] == 3
+    listed = {(user["id"], user["name"]) for user in comfy.get("/nodes-stats/status")["users"]}
+    assert listed >= {(users["alice"], "alice"), (users["bob"], "bob")}
     status, body, _ = comfy.request("GET", "/nodes-stats/packages?user=mallory")
     assert status == 400 and "unknown user" in body["error"]

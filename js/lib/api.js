@@ -21,16 +21,16 @@ function withQuery(route, params) {
 const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 export const fetchStatus = () => request("status");
-export const fetchPackages = ({ days }) => request(withQuery("packages", { days }));
-export const fetchModels = ({ days }) => request(withQuery("models", { days }));
-export const fetchSummary = ({ days }) => request(withQuery("summary", { days }));
-export const fetchHistory = ({ kind, id, days }) => request(withQuery("history", { kind, id, days }));
+export const fetchPackages = ({ days, user }) => request(withQuery("packages", { days, user }));
+export const fetchModels = ({ days, user }) => request(withQuery("models", { days, user }));
+export const fetchSummary = ({ days, user }) => request(withQuery("summary", { days, user }));
+export const fetchHistory = ({ kind, id, days, user }) => request(withQuery("history", { kind, id, days, user }));
 export const fetchConfig = () => request("config");
 export const updateConfig = (changes) => request("config", json("PUT", changes));
 
 /** The URL of a file export (a plain link, so the browser downloads it the usual way). */
-export function exportUrl({ what, format, days }) {
-  return api.apiURL(`/nodes-stats/${withQuery("export", { what, format, days })}`);
+export function exportUrl({ what, format, days, user }) {
+  return api.apiURL(`/nodes-stats/${withQuery("export", { what, format, days, user })}`);
 }
 
 /** Call `callback` whenever ComfyUI finishes a prompt, however it ended (its own websocket events). */

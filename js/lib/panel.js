@@ -13,7 +13,7 @@ import { plural } from "./format.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
 import { overview } from "./overview.js";
-import { rangeSwitch } from "./range_switch.js";
+import { rangeSwitch, userSelect } from "./view_switch.js";
 
 const TABS = [["nodes", "Nodes"], ["models", "Models"]];
 const EXPORTS = { nodes: "packages", models: "models" };
@@ -21,7 +21,7 @@ const RELOAD_AFTER_RUN_MS = 1000;
 
 export function createPanel() {
   const state = {
-    tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", selection: null,
+    tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, selection: null,
     collapsed: new Map(), expanded: new Set(), data: null, error: null, loading: false,
   };
   let view = null;
@@ -86,6 +86,11 @@ export function createPanel() {
     return load();
   }
 
+  function selectUser(user) {
+    state.user = user;
+    return load();
+  }
+
   /** Chart one row's use per day ({kind, id, label}), or every prompt again with null. */
   function selectRow(selection) {
     state.selection = selection;
@@ -95,7 +100,7 @@ export function createPanel() {
   /** Fetch everything in parallel; a newer load wins over an older one still in flight. */
   async function load() {
     const id = ++loadId;
-    const range = { days: state.days };
+    const range = { days: state.days, user: state.user ?? undefined };
     const selection = state.selection;
     state.loading = true;
     renderBusy();
@@ -124,8 +129,12 @@ export function createPanel() {
     if (!view) return;
     renderBusy();
     for (const tab of view.tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === state.tab));
-    view.range.replaceChildren(rangeSwitch({ days: state.days, onSelect: selectDays }));
-    view.download.href = exportUrl({ what: EXPORTS[state.tab], format: "csv", days: state.days });
+    const users = state.data?.status.users ?? [];
+    view.range.replaceChildren(...[
+      rangeSwitch({ days: state.days, onSelect: selectDays }),
+      userSelect({ users, user: state.user, onSelect: selectUser }),
+    ].filter(Boolean));
+    view.download.href = exportUrl({ what: EXPORTS[state.tab], format: "csv", days: state.days, user: state.user ?? undefined });
     view.summary.replaceChildren(...(state.data
       ? [overview({ summary: state.data.summary, selection: state.selection, onClearSelection: () => selectRow(null) })]
       : []));
