@@ -382,7 +382,9 @@ def _summary(store: UsageStore, view: View) -> dict:
     """The dashboard: prompts, outcomes and timings of the view, its top nodes and models, prompts per day."""
     prompts = store.totals("prompt", view).get("", NO_TOTALS)
     finished = prompts.successes + prompts.failures + prompts.interrupted
-    times = store.execution_times(None if view.since_day is None else view.since_day * DAY, view.user)
+    since_ts = None if view.since_day is None else view.since_day * DAY
+    times = store.execution_times(since_ts, view.user)
+    cached, finished_in_detail = store.cached_nodes(since_ts, view.user)
     return {
         "prompts": prompts.prompts,
         "successes": prompts.successes,
@@ -392,6 +394,7 @@ def _summary(store: UsageStore, view: View) -> dict:
         "success_rate": round(prompts.successes / finished, 4) if finished else None,
         "avg_ms": prompts.outcomes()["avg_ms"],
         "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))] if times else None,
+        "cached_nodes_per_prompt": round(cached / finished_in_detail, 2) if finished_in_detail else None,
         "top_nodes": _top(store.totals("node", view), "class_type"),
         "top_models": _top(store.totals("model", view), "model"),
         "per_day": _daily_series(store, "prompt", "", view),

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -136,9 +137,8 @@ def _migration_3_outcomes_and_daily(db: sqlite3.Connection) -> None:
             exec_ms     INTEGER NOT NULL DEFAULT 0,  -- summed over finished prompts
             first_ts    INTEGER,                     -- first and last accepted prompt of the day
             last_ts     INTEGER,
-            PRIMARY KEY (kind, day, item, user)
+            PRIMARY KEY (kind, day, item, user)  -- views are day ranges; one item's history scans its range
         ) WITHOUT ROWID;
-        CREATE INDEX idx_daily_item ON daily(kind, item, day);
 
         INSERT INTO daily (day, kind, item, user, prompts, first_ts, last_ts)
             SELECT ts / 86400, 'prompt', '', 'default', COUNT(*), MIN(ts), MAX(ts) FROM prompt_log GROUP BY ts / 86400;
@@ -253,13 +253,15 @@ class PromptUse:
     user: str = DEFAULT_USER
     accepted: bool = True  # False: ComfyUI's validation refused it (HTTP 400), so nothing in it was used
 
-    def daily_items(self) -> set[tuple[str, str]]:
-        """(kind, item) of every daily row this prompt counts in."""
-        items = {("prompt", "")}
-        items.update(("node", class_type) for class_type in self.nodes)
-        items.update(("package", package) for package in set(self.nodes.values()))
-        items.update(("model", model_key(t, n)) for t, n in self.models)
-        return items
+    def daily_keys(self) -> list[tuple[str, int, str, str]]:
+        """(kind, day, item, user): the key of every daily row this prompt counts in, each once."""
+        day, user = self.ts // DAY, self.user
+        return [
+            ("prompt", day, "", user),
+            *[("node", day, class_type, user) for class_type in self.nodes],
+            *[("package", day, package, user) for package in set(self.nodes.values())],
+            *[("model", day, model_key(t, n), user) for t, n in self.models],
+        ]
 
 
 @dataclass(frozen=True)
@@ -345,20 +347,13 @@ class UsageStore:
     def record(self, uses: Iterable[PromptUse]) -> list[int]:
         """Write a batch of prompts in one transaction; returns their prompt-log row ids, in order.
 
-        Usage is summed per item within the batch first, so a burst of 10,000 prompts costs one upsert per
-        distinct node type, model and day, not one per prompt and item (the same totals, several times faster).
+        Usage is summed per item and day within the batch first, so a burst of 10,000 prompts costs one upsert
+        per distinct node type, model and day, not one per prompt and item (the same totals, several times faster).
         Rejected prompts are logged and counted per day as rejected, never as use.
         """
         uses = list(uses)
-        nodes, models, packages = _Tally(), _Tally(), {}
-        for use in uses:
-            if not use.accepted:
-                continue
-            for class_type, package in use.nodes.items():
-                nodes.add(class_type, use.ts)
-                packages[class_type] = package  # the latest prompt's pack wins, as row by row
-            for key in use.models:
-                models.add(key, use.ts)
+        batch = _BatchCounts(uses)
+        nodes, models = batch.usage("node"), batch.usage("model")
         with atomic(self._db) as db:
             # One statement for the whole batch: executemany would release and retake the GIL once per row.
             db.execute(
@@ -375,7 +370,7 @@ class UsageStore:
                        count = count + excluded.count, package = excluded.package,
                        first_seen = MIN(first_seen, excluded.first_seen),
                        last_seen = MAX(last_seen, excluded.last_seen)""",
-                [(ct, packages[ct], *entry) for ct, entry in nodes.items()],
+                [(ct, batch.packages[ct], *entry) for ct, entry in nodes.items()],
             )
             db.executemany(
                 """INSERT INTO model_usage (model_type, model_name, count, first_seen, last_seen)
@@ -384,9 +379,9 @@ class UsageStore:
                        count = count + excluded.count,
                        first_seen = MIN(first_seen, excluded.first_seen),
                        last_seen = MAX(last_seen, excluded.last_seen)""",
-                [(mt, name, *entry) for (mt, name), entry in models.items()],
+                [(*item.split("/", 1), *entry) for item, entry in models.items()],
             )
-            db.executemany(_DAILY_UPSERT, _daily_counts(uses))
+            db.executemany(_DAILY_UPSERT, batch.daily_rows())
         self.version += 1
         return list(range(last_id - len(uses) + 1, last_id + 1))
 
@@ -556,6 +551,14 @@ class UsageStore:
         )
         return [ms for (ms,) in rows]
 
+    def cached_nodes(self, since_ts: int | None = None, user: str | None = None) -> tuple[int, int]:
+        """(nodes served from ComfyUI's cache, finished prompts) over the detail log."""
+        return self._reader().execute(
+            """SELECT COALESCE(SUM(cached_nodes), 0), COUNT(cached_nodes) FROM prompt_log
+               WHERE ts >= ? AND (? IS NULL OR user = ?)""",
+            (since_ts or 0, user, user),
+        ).fetchone()
+
     def outcomes_since(self, since_ts: int) -> dict[str, int]:
         """outcome -> prompts submitted since `since_ts` ('queued' = accepted and not finished yet)."""
         return dict(self._reader().execute(
@@ -591,20 +594,52 @@ _DAILY_UPSERT = """
 """Adds one batch's counts to a daily row (NULL times are 'none yet', so MIN/MAX skip them)."""
 
 
-def _daily_counts(uses: list[PromptUse]) -> list[tuple]:
-    """Daily-row increments for a batch of prompts: accepted ones as prompts, the others as rejected."""
-    rows: dict[tuple, list] = {}
-    for use in uses:
-        day = use.ts // DAY
-        for kind, item in use.daily_items():
-            row = rows.setdefault((kind, day, item, use.user), [0, 0, None, None])
+class _BatchCounts:
+    """A batch of prompts summed per daily key (kind, day, item, user): the daily rows, and from them the
+    usage tables' rows, so each prompt's items are walked once.
+
+    Counted with Counter and dict.update over each prompt's keys (loops in C): this runs for every prompt
+    the writer stores, so it must not cost a Python step per item. In time order, the last update of a key
+    leaves its latest time, and a pass in reverse order leaves its earliest.
+    """
+
+    def __init__(self, uses: list[PromptUse]):
+        ordered = sorted(uses, key=lambda use: use.ts)
+        self.prompts, self.rejected, self.first, self.last = Counter(), Counter(), {}, {}
+        self.packages: dict[str, str] = {}  # class_type -> its pack in the latest prompt, as row by row
+        for use in ordered:
+            keys = use.daily_keys()
             if use.accepted:
-                row[0] += 1
-                row[2] = use.ts if row[2] is None else min(row[2], use.ts)
-                row[3] = use.ts if row[3] is None else max(row[3], use.ts)
+                self.prompts.update(keys)
+                self.last.update(dict.fromkeys(keys, use.ts))
+                self.packages.update(use.nodes)
             else:
-                row[1] += 1
-    return [(*key, prompts, 0, 0, 0, rejected, 0, first, last) for key, (prompts, rejected, first, last) in rows.items()]
+                self.rejected.update(keys)
+        for use in reversed(ordered):
+            if use.accepted:
+                self.first.update(dict.fromkeys(use.daily_keys(), use.ts))
+
+    def daily_rows(self) -> list[tuple]:
+        """Increments for _DAILY_UPSERT: accepted prompts as prompts, the others as rejected."""
+        return [
+            (*key, self.prompts[key], 0, 0, 0, self.rejected[key], 0, self.first.get(key), self.last.get(key))
+            for key in self.prompts.keys() | self.rejected.keys()
+        ]
+
+    def usage(self, kind: str) -> dict[str, list]:
+        """item -> [accepted prompts, first ts, last ts] over every day and user of the batch."""
+        items: dict[str, list] = {}
+        for key, count in self.prompts.items():
+            if key[0] != kind:
+                continue
+            entry = items.get(key[2])
+            if entry is None:
+                items[key[2]] = [count, self.first[key], self.last[key]]
+            else:
+                entry[0] += count
+                entry[1] = min(entry[1], self.first[key])
+                entry[2] = max(entry[2], self.last[key])
+        return items
 
 
 def _daily_results(outcomes: list[Outcome]) -> list[tuple]:
@@ -612,8 +647,8 @@ def _daily_results(outcomes: list[Outcome]) -> list[tuple]:
     rows: dict[tuple, list] = {}
     for outcome in outcomes:
         column = RESULTS.index(outcome.result)
-        for kind, item in outcome.use.daily_items():
-            row = rows.setdefault((kind, outcome.use.ts // DAY, item, outcome.use.user), [0, 0, 0, 0])
+        for key in outcome.use.daily_keys():
+            row = rows.setdefault(key, [0, 0, 0, 0])
             row[column] += 1
             row[3] += outcome.exec_ms or 0
     return [(*key, 0, s, f, i, 0, ms, None, None) for key, (s, f, i, ms) in rows.items()]
@@ -627,19 +662,6 @@ def _view_filter(view: View) -> tuple[str, tuple]:
     if view.user is not None:
         where, args = where + " AND user = ?", (*args, view.user)
     return where, args
-
-
-class _Tally(dict):
-    """key -> [count, first ts, last ts] over one batch, so each item costs one upsert however often it was used."""
-
-    def add(self, key, ts: int) -> None:
-        entry = self.get(key)
-        if entry is None:
-            self[key] = [1, ts, ts]
-        else:
-            entry[0] += 1
-            entry[1] = min(entry[1], ts)
-            entry[2] = max(entry[2], ts)
 
 
 def storable(text: str) -> str:
@@ -669,7 +691,7 @@ def _import_legacy_tables(db: sqlite3.Connection) -> dict[str, int]:
         stamps = [_parse_iso(r[0]) for r in db.execute("SELECT timestamp FROM legacy.prompt_log ORDER BY id")]
         stamps = [ts for ts in stamps if ts is not None]
         db.executemany("INSERT INTO prompt_log (ts) VALUES (?)", [(ts,) for ts in stamps])
-        db.executemany(_DAILY_UPSERT, _daily_counts([PromptUse(ts, {}) for ts in stamps]))
+        db.executemany(_DAILY_UPSERT, _BatchCounts([PromptUse(ts, {}) for ts in stamps]).daily_rows())
         counts["prompts"] = len(stamps)
     return counts
 

@@ -214,6 +214,7 @@ class TestUsageStatsTab:
         overview = ui.page.get_by_test_id("usage-stats-overview")
         expect(overview.locator("[data-stat='Prompts'] dd")).to_have_text("4")
         expect(overview.locator("[data-stat='Failed'] dd")).not_to_have_text("0")  # the 1-byte models cannot load
+        expect(overview.get_by_test_id("usage-stats-live")).to_contain_text("Last hour: 4 prompts")
         ui.page.locator("[data-testid='usage-stats-range'] [data-days='7']").click()
         ui.wait_ready()
         expect(ui.page.locator("[data-testid='usage-stats-range'] [data-days='7']")).to_have_attribute("aria-pressed", "true")

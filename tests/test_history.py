@@ -77,18 +77,24 @@ def test_each_prompt_counts_as_what_it_was(server):
 
     a, b, c, d = (model_row(server, f"{x}.safetensors") for x in "abcd")
     assert (a["count"], a["successes"], a["status"]) == (1, 1, "used")
+    assert a["avg_ms"] >= 100
     assert (b["count"], b["failures"], b["status"]) == (1, 1, "used")  # a failed run still needed the file
     assert (c["count"], c["rejected_count"], c["status"]) == (0, 1, "unused_new")  # a typo never makes it used
     assert (d["count"], d["interrupted"]) == (1, 1)
 
+    assert summary["cached_nodes_per_prompt"] == 0  # nothing repeated yet
+    assert server.queue_prompt(wait(server, 0.1, "a.safetensors"))[0] == 200  # the same prompt: served from cache
+    summary = until(lambda: (s := server.get("/nodes-stats/summary?days=7"))["successes"] == 2 and s)
+    assert summary["cached_nodes_per_prompt"] == pytest.approx(1 / 4)
+
     live = server.get("/nodes-stats/realtime")
-    assert (live["prompts"], live["successes"], live["failures"], live["interrupted"], live["rejected"]) == (3, 1, 1, 1, 1)
+    assert (live["prompts"], live["successes"], live["failures"], live["interrupted"], live["rejected"]) == (4, 2, 1, 1, 1)
     assert live["queue"] == {"running": 0, "pending": 0}
     assert {"a.safetensors", "b.safetensors", "d.safetensors"} <= {m["model_name"] for m in live["models"]}
 
     history = server.get("/nodes-stats/history?kind=model&id=checkpoints/a.safetensors&days=7")
-    assert len(history["series"]) == 7 and history["series"][-1]["prompts"] == 1
-    assert sum(day["prompts"] for day in history["series"]) == 1
+    assert len(history["series"]) == 7 and history["series"][-1]["prompts"] == 2
+    assert sum(day["prompts"] for day in history["series"]) == 2
 
 
 def test_an_export_round_trips_hostile_names_and_is_safe_in_a_spreadsheet(server):

@@ -25,6 +25,7 @@ export const fetchPackages = ({ days, user }) => request(withQuery("packages", {
 export const fetchModels = ({ days, user }) => request(withQuery("models", { days, user }));
 export const fetchSummary = ({ days, user }) => request(withQuery("summary", { days, user }));
 export const fetchHistory = ({ kind, id, days, user }) => request(withQuery("history", { kind, id, days, user }));
+export const fetchRealtime = () => request("realtime");
 export const fetchConfig = () => request("config");
 export const updateConfig = (changes) => request("config", json("PUT", changes));
 

@@ -1,12 +1,19 @@
 /**
  * The summary header of the chosen range: prompts, success rate, average run time, failed and rejected
- * prompts, and a per-day chart of every prompt or of the row the user picked.
+ * prompts, a per-day chart of every prompt or of the row the user picked, and the last hour at a glance.
  */
 import { h } from "./dom.js";
 import { dailyChart } from "./chart.js";
-import { duration, percent } from "./format.js";
+import { duration, percent, plural } from "./format.js";
 
-export function overview({ summary, selection, onClearSelection }) {
+/** "Last hour: 5 prompts, 1 failed · running 1, queued 2" (the queue part only while ComfyUI is busy). */
+function lastHour(live) {
+  const failed = live.failures + live.interrupted;
+  const busy = live.queue.running || live.queue.pending ? ` · running ${live.queue.running}, queued ${live.queue.pending}` : "";
+  return `Last hour: ${plural(live.prompts, "prompt")}${failed ? `, ${failed} failed` : ""}${busy}`;
+}
+
+export function overview({ summary, live, selection, onClearSelection }) {
   const failed = summary.failures + summary.interrupted;
   const stats = [
     ["Prompts", summary.prompts.toLocaleString(), "prompts ComfyUI accepted"],
@@ -26,5 +33,6 @@ export function overview({ summary, selection, onClearSelection }) {
     ]))),
     h("div", { className: "usage-stats-chart-caption" }, [h("span", { "data-testid": "usage-stats-chart-caption", text: caption }), clear]),
     dailyChart(selection?.series ?? summary.per_day, caption),
+    h("p", { className: "usage-stats-live", "data-testid": "usage-stats-live", text: lastHour(live) }),
   ]);
 }

@@ -7,7 +7,7 @@
 import { app } from "../../../scripts/app.js";
 import { h, icon } from "./dom.js";
 import {
-  exportUrl, fetchHistory, fetchModels, fetchPackages, fetchStatus, fetchSummary, onPromptFinished, resetStats,
+  exportUrl, fetchHistory, fetchModels, fetchPackages, fetchRealtime, fetchStatus, fetchSummary, onPromptFinished, resetStats,
 } from "./api.js";
 import { plural } from "./format.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
@@ -105,13 +105,13 @@ export function createPanel() {
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models, summary, history] = await Promise.all([
-        fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range),
+      const [status, packages, models, summary, live, history] = await Promise.all([
+        fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range), fetchRealtime(),
         selection ? fetchHistory({ ...selection, ...range }) : null,
       ]);
       if (id !== loadId) return;
       if (selection) selection.series = history.series;
-      Object.assign(state, { data: { status, packages, summary, models: prepareModels(models) }, error: null });
+      Object.assign(state, { data: { status, packages, summary, live, models: prepareModels(models) }, error: null });
     } catch (error) {
       if (id !== loadId) return;
       state.error = error.message || String(error);
@@ -136,7 +136,7 @@ export function createPanel() {
     ].filter(Boolean));
     view.download.href = exportUrl({ what: EXPORTS[state.tab], format: "csv", days: state.days, user: state.user ?? undefined });
     view.summary.replaceChildren(...(state.data
-      ? [overview({ summary: state.data.summary, selection: state.selection, onClearSelection: () => selectRow(null) })]
+      ? [overview({ ...state.data, selection: state.selection, onClearSelection: () => selectRow(null) })]
       : []));
     const phase = state.error ? "error" : state.data ? "ready" : "loading";
     view.root.dataset.state = phase;
