@@ -21,7 +21,8 @@ from . import exports
 from .logs import warn_once
 from .settings import CONFIG_FIELDS, SettingsError, check_config, validate
 from .tracker import (
-    DAY, KINDS, NO_TOTALS, TIERS, Thresholds, Totals, UsageStore, View, iso, model_report, package_report, usage_report,
+    DAY, KINDS, TIERS, Thresholds, UsageStore, View, daily_series_report, iso, model_report, package_report,
+    summary_report, usage_report,
 )
 from .writer import Writer
 
@@ -36,7 +37,6 @@ MAX_BODY_BYTES = 64 * 1024
 """Every body this API takes is a few bytes of JSON; a larger one is refused before it is parsed."""
 MAX_DAYS = 3650
 LIVE_WINDOW_SECONDS = 3600
-TOP_ITEMS = 10
 VIEW_PARAMS = {"days", "user"}
 
 
@@ -203,14 +203,14 @@ class StatsApi:
             raise ApiError(400, f"id is required for kind={kind} (e.g. id=checkpoints/sd15.safetensors for a model)")
         view = await self._view(params)
         store = await self._ready_store()
-        series = await asyncio.get_running_loop().run_in_executor(None, _daily_series, store, kind, item, view)
+        series = await asyncio.get_running_loop().run_in_executor(None, daily_series_report, store, kind, item, view)
         return {"kind": kind, "id": item, "days": params.get("days", "all"), "user": view.user, "series": series}, {}
 
     async def summary(self, request: web.Request):
         params = _query(request, VIEW_PARAMS)
         view = await self._view(params)
         store = await self._ready_store()
-        data = await asyncio.get_running_loop().run_in_executor(None, _summary, store, view)
+        data = await asyncio.get_running_loop().run_in_executor(None, summary_report, store, view)
         return {"days": params.get("days", "all"), "user": view.user, **data}, {}
 
     async def realtime(self, request: web.Request):
@@ -267,7 +267,7 @@ class StatsApi:
     def _config_answer(self) -> dict:
         return {
             "config": self.writer.config.as_dict(),
-            "fields": [_describe_field(f) for f in CONFIG_FIELDS],
+            "fields": [field.describe() for field in CONFIG_FIELDS],
             "model_types": self.writer.models.model_types(),
         }
 
@@ -363,52 +363,6 @@ class StatsApi:
         """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
         if packages or models:
             self.writer.submit(lambda store: store.note_installed(packages, models))
-
-
-def _daily_series(store: UsageStore, kind: str, item: str, view: View) -> list[dict]:
-    """One row per day of the view (every day since the first prompt for 'all'), days without use as zeros."""
-    rows = store.daily_series(kind, item, view)
-    today = store.now() // DAY
-    first = view.since_day if view.since_day is not None else min([*rows, store.first_day() or today, today])
-    return [_day_dict(day, rows.get(day)) for day in range(first, today + 1)]
-
-
-def _day_dict(day: int, totals: Totals | None) -> dict:
-    totals = totals or NO_TOTALS
-    return {"day": iso(day * DAY)[:10], "prompts": totals.prompts, **totals.outcomes()}
-
-
-def _summary(store: UsageStore, view: View) -> dict:
-    """The dashboard: prompts, outcomes and timings of the view, its top nodes and models, prompts per day."""
-    prompts = store.totals("prompt", view).get("", NO_TOTALS)
-    finished = prompts.successes + prompts.failures + prompts.interrupted
-    since_ts = None if view.since_day is None else view.since_day * DAY
-    times = store.execution_times(since_ts, view.user)
-    cached, finished_in_detail = store.cached_nodes(since_ts, view.user)
-    return {
-        "prompts": prompts.prompts,
-        "successes": prompts.successes,
-        "failures": prompts.failures,
-        "interrupted": prompts.interrupted,
-        "rejected": prompts.rejected,
-        "success_rate": round(prompts.successes / finished, 4) if finished else None,
-        "avg_ms": prompts.outcomes()["avg_ms"],
-        "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))] if times else None,
-        "cached_nodes_per_prompt": round(cached / finished_in_detail, 2) if finished_in_detail else None,
-        "top_nodes": _top(store.totals("node", view), "class_type"),
-        "top_models": _top(store.totals("model", view), "model"),
-        "per_day": _daily_series(store, "prompt", "", view),
-    }
-
-
-def _top(totals: dict, name: str) -> list[dict]:
-    ranked = sorted(totals.items(), key=lambda entry: (-entry[1].prompts, entry[0]))
-    return [{name: item, "count": t.prompts} for item, t in ranked[:TOP_ITEMS] if t.prompts]
-
-
-def _describe_field(field) -> dict:
-    return {"name": field.name, "type": field.kind.__name__, "default": field.default,
-            "min": field.low, "max": field.high, "help": field.help}
 
 
 def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, offset: int, limit: int):

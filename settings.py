@@ -44,12 +44,17 @@ class Field:
         numeric = self.kind in (int, float)
         allowed = (int, float) if self.kind is float else self.kind
         if isinstance(value, bool) != (self.kind is bool) or not isinstance(value, allowed):
-            raise SettingsError(self.name, f"{self.name} must be {self._describe()}")
+            raise SettingsError(self.name, f"{self.name} must be {self._allowed()}")
         if numeric and not (self.low <= value <= self.high):
-            raise SettingsError(self.name, f"{self.name} must be {self._describe()}; got {value}")
+            raise SettingsError(self.name, f"{self.name} must be {self._allowed()}; got {value}")
         return self.kind(value)
 
-    def _describe(self) -> str:
+    def describe(self) -> dict:
+        """The field as the config API shows it, so a client can build its own form and checks."""
+        return {"name": self.name, "type": self.kind.__name__, "default": self.default,
+                "min": self.low, "max": self.high, "help": self.help}
+
+    def _allowed(self) -> str:
         if self.kind is bool:
             return "true or false"
         if self.kind in (int, float):

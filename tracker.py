@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -47,8 +48,11 @@ REMOVAL_ORDER = ("used", "unused_new", "consider_removing", "safe_to_remove")
 
 
 def _execute_statements(db: sqlite3.Connection, script: str) -> None:
-    """Run DDL statement by statement: executescript() would COMMIT the migration's open transaction."""
-    for statement in script.split(";"):
+    """Run DDL statement by statement: executescript() would COMMIT the migration's open transaction.
+
+    Comments go first, so a semicolon in one cannot split a statement (our DDL has no '--' in a string).
+    """
+    for statement in re.sub(r"--[^\n]*", "", script).split(";"):
         if statement.strip():
             db.execute(statement)
 
@@ -137,7 +141,7 @@ def _migration_3_outcomes_and_daily(db: sqlite3.Connection) -> None:
             exec_ms     INTEGER NOT NULL DEFAULT 0,  -- summed over finished prompts
             first_ts    INTEGER,                     -- first and last accepted prompt of the day
             last_ts     INTEGER,
-            PRIMARY KEY (kind, day, item, user)  -- views are day ranges; one item's history scans its range
+            PRIMARY KEY (kind, day, item, user)  -- views are day ranges, so day leads the key
         ) WITHOUT ROWID;
 
         INSERT INTO daily (day, kind, item, user, prompts, first_ts, last_ts)
@@ -965,3 +969,49 @@ def _share_usage_between_names(usage: dict, same_file: dict[tuple[str, str], str
             latest = max(recorded, key=lambda u: u[2])
             for key in names:
                 usage.setdefault(key, latest)
+
+
+# --------------------------------------------------------------------------- usage over time
+
+TOP_ITEMS = 10
+
+
+def daily_series_report(store: UsageStore, kind: str, item: str, view: View) -> list[dict]:
+    """One row per day of the view (every day since the first prompt for 'all'), days without use as zeros."""
+    rows = store.daily_series(kind, item, view)
+    today = store.now() // DAY
+    first = view.since_day if view.since_day is not None else min([*rows, store.first_day() or today, today])
+    return [_day_dict(day, rows.get(day)) for day in range(first, today + 1)]
+
+
+def _day_dict(day: int, totals: Totals | None) -> dict:
+    totals = totals or NO_TOTALS
+    return {"day": iso(day * DAY)[:10], "prompts": totals.prompts, **totals.outcomes()}
+
+
+def summary_report(store: UsageStore, view: View) -> dict:
+    """The dashboard: prompts, outcomes and timings of the view, its top nodes and models, prompts per day."""
+    prompts = store.totals("prompt", view).get("", NO_TOTALS)
+    finished = prompts.successes + prompts.failures + prompts.interrupted
+    since_ts = None if view.since_day is None else view.since_day * DAY
+    times = store.execution_times(since_ts, view.user)
+    cached, finished_in_detail = store.cached_nodes(since_ts, view.user)
+    return {
+        "prompts": prompts.prompts,
+        "successes": prompts.successes,
+        "failures": prompts.failures,
+        "interrupted": prompts.interrupted,
+        "rejected": prompts.rejected,
+        "success_rate": round(prompts.successes / finished, 4) if finished else None,
+        "avg_ms": prompts.outcomes()["avg_ms"],
+        "p95_ms": times[min(len(times) - 1, int(len(times) * 0.95))] if times else None,
+        "cached_nodes_per_prompt": round(cached / finished_in_detail, 2) if finished_in_detail else None,
+        "top_nodes": _top(store.totals("node", view), "class_type"),
+        "top_models": _top(store.totals("model", view), "model"),
+        "per_day": daily_series_report(store, "prompt", "", view),
+    }
+
+
+def _top(totals: dict, name: str) -> list[dict]:
+    ranked = sorted(totals.items(), key=lambda entry: (-entry[1].prompts, entry[0]))
+    return [{name: item, "count": t.prompts} for item, t in ranked[:TOP_ITEMS] if t.prompts]
