@@ -78,7 +78,7 @@ class RecordingWriter:
         self.verdicts.append((submission.user, accepted))
 
 
-def call(middleware, status: int, headers: dict, user_of=UserManager(multi_user=True).get_request_user_id):
+def call(middleware, status: int, headers: dict):
     """POST /prompt through the middleware to a handler answering `status`; returns what the handler saw."""
     seen = {}
 
