@@ -611,17 +611,18 @@ class _BatchCounts:
         ordered = sorted(uses, key=lambda use: use.ts)
         self.prompts, self.rejected, self.first, self.last = Counter(), Counter(), {}, {}
         self.packages: dict[str, str] = {}  # class_type -> its pack in the latest prompt, as row by row
+        accepted = []
         for use in ordered:
             keys = use.daily_keys()
             if use.accepted:
                 self.prompts.update(keys)
                 self.last.update(dict.fromkeys(keys, use.ts))
                 self.packages.update(use.nodes)
+                accepted.append((use.ts, keys))
             else:
                 self.rejected.update(keys)
-        for use in reversed(ordered):
-            if use.accepted:
-                self.first.update(dict.fromkeys(use.daily_keys(), use.ts))
+        for ts, keys in reversed(accepted):
+            self.first.update(dict.fromkeys(keys, ts))
 
     def daily_rows(self) -> list[tuple]:
         """Increments for _DAILY_UPSERT: accepted prompts as prompts, the others as rejected."""
