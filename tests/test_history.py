@@ -196,3 +196,34 @@ def test_under_multi_user_each_user_sees_their_own_numbers(make_server):
     assert listed >= {(users["alice"], "alice"), (users["bob"], "bob")}
     status, body, _ = comfy.request("GET", "/nodes-stats/packages?user=mallory")
     assert status == 400 and "unknown user" in body["error"]
+
+
+def test_retention_in_a_real_comfyui_folds_200_days_of_prompts_with_every_total_unchanged(make_server):
+    """A database whose clock was set 200 days back wrote a prompt a day; the real server's idle writer
+    deletes the detail older than the retention window, and no total, first or last use changes."""
+    from usage_stats.tracker import DAY, PromptUse, UsageStore
+
+    comfy = make_server()
+    place_file(comfy.models / "checkpoints" / "a.safetensors")
+    comfy.database.parent.mkdir(parents=True)
+    now = int(time.time())
+    seeded = UsageStore(str(comfy.database), clock=lambda: now - 200 * DAY)
+    seeded.record([PromptUse(now - day * DAY + DAY // 2, {"CheckpointLoaderSimple": "__builtin__"},
+                             frozenset({("checkpoints", "a.safetensors")})) for day in range(200, 0, -1)])
+    seeded.close()
+    comfy.start()
+
+    def detail_rows() -> int:
+        import sqlite3
+
+        with sqlite3.connect(f"file:{comfy.database}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0]
+
+    until(lambda: detail_rows() == 180, timeout=30)
+    model = comfy.model("checkpoints", "a.safetensors")
+    assert (model["count"], model["status"]) == (200, "used")
+    assert model["first_seen"][:10] == time.strftime("%Y-%m-%d", time.gmtime(now - 200 * DAY + DAY // 2))
+    summary = comfy.get("/nodes-stats/summary")
+    assert summary["prompts"] == 200 and sum(day["prompts"] for day in summary["per_day"]) == 200
+    history = comfy.get("/nodes-stats/history?kind=model&id=checkpoints/a.safetensors")
+    assert sum(day["prompts"] for day in history["series"]) == 200
