@@ -68,9 +68,15 @@ def test_each_prompt_counts_as_what_it_was(server):
     assert server.queue_prompt(wait(server, 60, "d.safetensors"))[0] == 200
     until(lambda: server.get("/queue")["queue_running"])
     until(lambda: model_row(server, "d.safetensors")["count"] == 1)
-    server.request("POST", "/interrupt", {})
 
-    summary = until(lambda: (s := server.get("/nodes-stats/summary?days=7"))["interrupted"] == 1 and s)
+    def interrupted() -> dict | None:
+        """Interrupt until it takes: ComfyUI clears the flag when it starts executing, so an interrupt sent
+        between "running" and the node's first step is lost."""
+        server.request("POST", "/interrupt", {})
+        summary = server.get("/nodes-stats/summary?days=7")
+        return summary if summary["interrupted"] == 1 else None
+
+    summary = until(interrupted, timeout=60)
     assert (summary["prompts"], summary["successes"], summary["failures"], summary["rejected"]) == (3, 1, 1, 1)
     assert summary["success_rate"] == pytest.approx(1 / 3, abs=1e-3)
     assert summary["avg_ms"] is not None and summary["p95_ms"] >= 100
