@@ -15,12 +15,16 @@ WEB_DIRECTORY = "./js"
 
 
 def _install(prompt_server) -> None:
+    from .evidence import EvidenceSource
     from .mapper import ModelMapper, PackageMapper
-    from .routes import StatsApi, register_routes
+    from .routes import DecisionsApi, StatsApi, register_routes
+    from .workflows import SavedWorkflows
     from .writer import Writer, open_store
 
-    writer = Writer(open_store, PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__))), ModelMapper())
-    register_routes(prompt_server.routes, StatsApi(writer))
+    own_pack = os.path.basename(os.path.dirname(__file__))
+    writer = Writer(open_store, PackageMapper(own_pack=own_pack), ModelMapper())
+    api = StatsApi(writer, evidence=EvidenceSource(SavedWorkflows()))
+    register_routes(prompt_server.routes, api, DecisionsApi(api, own_pack=own_pack))
     prompt_server.add_on_prompt_handler(writer.on_prompt)
     writer.start()
     atexit.register(writer.stop)

@@ -15,7 +15,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from . import actions, disk
+from .evidence import EvidenceSource, mark_rows
 from .logs import warn_once
+from .settings import CONFIG_FIELDS, Config
 from .tracker import TIERS, Thresholds, UsageStore, model_report, package_report, usage_report
 from .writer import Writer
 
@@ -39,13 +42,24 @@ class ApiError(Exception):
         self.message = message
 
 
-def register_routes(routes: web.RouteTableDef, api: "StatsApi") -> None:
+def register_routes(routes: web.RouteTableDef, api: "StatsApi", decisions: "DecisionsApi | None" = None) -> None:
     """Every /nodes-stats route. ComfyUI serves each under /api/nodes-stats/... as well."""
+    decisions = decisions or DecisionsApi(api)
     routes.get("/nodes-stats/packages")(_json_route(api.packages))
     routes.get("/nodes-stats/usage")(_json_route(api.usage))
     routes.get("/nodes-stats/models")(_json_route(api.models))
     routes.get("/nodes-stats/status")(_json_route(api.status))
     routes.post("/nodes-stats/reset")(_json_route(api.reset))
+    routes.get("/nodes-stats/disk")(_json_route(decisions.disk))
+    routes.get("/nodes-stats/references")(_json_route(decisions.references))
+    routes.post("/nodes-stats/keep")(_json_route(decisions.keep))
+    routes.get("/nodes-stats/quarantine")(_json_route(decisions.quarantine_list))
+    routes.post("/nodes-stats/quarantine")(_json_route(decisions.quarantine))
+    routes.post("/nodes-stats/quarantine/restore")(_json_route(decisions.restore))
+    routes.post("/nodes-stats/quarantine/empty")(_json_route(decisions.empty))
+    routes.post("/nodes-stats/packages/disable")(_json_route(decisions.disable_pack))
+    routes.post("/nodes-stats/packages/enable")(_json_route(decisions.enable_pack))
+    routes.get("/nodes-stats/actions")(_json_route(decisions.actions_log))
 
 
 def _json_route(handler):
@@ -82,9 +96,10 @@ def _encode(data) -> bytes:
 class StatsApi:
     """The handlers. Reports are computed in the default executor: SQLite and folder listings never block the loop."""
 
-    def __init__(self, writer: Writer, thresholds: Thresholds | None = None):
+    def __init__(self, writer: Writer, thresholds: Thresholds | None = None, evidence: EvidenceSource | None = None):
         self.writer = writer
         self.thresholds = thresholds or Thresholds()
+        self.evidence = evidence
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
 
@@ -159,7 +174,11 @@ class StatsApi:
         installed = packages.installed()
         first = store.package_first_installed()
         self._note_first_sightings(packages=[p.name for p in installed if p.name not in first])
-        return package_report(store.node_rows(), installed, packages.packages_by_class(), first, store.now(), self.thresholds)
+        package_of = packages.packages_by_class()
+        evidence, references, kept = self.evidence.for_packages(store, package_of) if self.evidence else ({}, {}, set())
+        report = package_report(store.node_rows(), installed, package_of, first, store.now(), self.thresholds, evidence)
+        mark_rows(report, lambda p: p["package"], references, kept)
+        return report
 
     def _usage_report(self, store: UsageStore) -> list[dict]:
         return usage_report(store.node_rows(), self.writer.packages.packages_by_class())
@@ -172,7 +191,8 @@ class StatsApi:
         """
         models = self.writer.models
         installed = models.installed()
-        key = (models.version, store.version, store.now() // REPORT_MAX_AGE_SECONDS, self.thresholds)
+        workflows = self.evidence.version() if self.evidence else 0
+        key = (models.version, store.version, workflows, store.now() // REPORT_MAX_AGE_SECONDS, self.thresholds)
         cached = self._model_cache
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -184,7 +204,14 @@ class StatsApi:
     def _build_model_report(self, store: UsageStore, models, installed) -> list[dict]:
         first = store.model_first_installed()
         self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
-        return model_report(store.model_rows(), installed, first, store.now(), models.same_file_keys(), self.thresholds)
+        infos = disk.stat_listing(installed, _full_path)
+        same_file = {**models.same_file_keys(), **disk.identities(infos)}  # every name of one file shares its usage
+        evidence, references, kept = self.evidence.for_models(store, installed) if self.evidence else ({}, {}, set())
+        report = model_report(store.model_rows(), installed, first, store.now(), same_file, self.thresholds, evidence)
+        for section in report:
+            mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
+        disk.attach_sizes(report, infos)
+        return report
 
     def _note_first_sightings(self, packages=(), models=()) -> None:
         """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
@@ -283,3 +310,144 @@ def _require_same_origin(request: web.Request) -> None:
         netloc = None
     if origin == "null" or netloc != request.host.lower():
         raise ApiError(403, f"refused: this request comes from another site ({origin})")
+
+
+# --------------------------------------------------------------------------- decisions and actions (issue 7)
+
+
+def _full_path(model_type: str, name: str) -> str | None:
+    import folder_paths
+
+    return folder_paths.get_full_path(model_type, name)
+
+
+class DecisionsApi:
+    """Disk space, references, the keep list, and the actions that change files (quarantine, packs).
+
+    Every action is a POST with a JSON confirmation from this page's own origin, refused with 403 while ComfyUI
+    listens beyond loopback unless the `allow_remote_actions` setting allows it, and runs on the writer
+    thread (actions.py), which also logs it.
+    """
+
+    def __init__(self, api: StatsApi, config: Config | None = None, listen=actions.comfyui_listen_addresses, own_pack: str = ""):
+        self.api = api
+        self.config = config or Config(CONFIG_FIELDS)
+        self.listen = listen
+        self.own_pack = own_pack
+
+    async def disk(self, request: web.Request):
+        _query(request, set())
+        report = await self.api._off_loop(self.api._model_report)
+        return disk.totals(report), {}
+
+    async def references(self, request: web.Request):
+        _query(request, set())
+        models = await self.api._off_loop(self.api._model_report)
+        packages = await self.api._off_loop(self.api._package_report)
+        return {
+            "models": [
+                {"model_type": s["model_type"], "model_name": m["model_name"], "workflows": m["workflows"]}
+                for s in models for m in s["models"] if m.get("workflows")
+            ],
+            "packages": [{"package": p["package"], "workflows": p["workflows"]} for p in packages if p.get("workflows")],
+        }, {}
+
+    async def keep(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("kind") not in ("model", "package") or not isinstance(body.get("keep"), bool):
+            raise ApiError(400, 'send {"kind": "model", "model_type": "checkpoints", "name": "…", "keep": true} '
+                                '(a "package" has no model_type)')
+        kind, name, keep = body["kind"], body.get("name"), body["keep"]
+        model_type = body.get("model_type") if kind == "model" else ""
+        if not _short_text(name) or (kind == "model" and not _short_text(model_type)):
+            raise ApiError(400, "name (and, for a model, model_type) must be non-empty strings")
+        await self.api._ready_store()
+        await asyncio.wrap_future(self.api.writer.submit(lambda store: store.set_kept(kind, model_type, name, keep)))
+        return {"ok": True, "kind": body["kind"], "model_type": model_type, "name": name, "kept": body["keep"]}, {}
+
+    async def quarantine_list(self, request: web.Request):
+        _query(request, set())
+        store = await self.api._ready_store()
+        items = await asyncio.get_running_loop().run_in_executor(None, store.quarantined)
+        return {"items": items, "files": len(items), "bytes": sum(i["size"] for i in items)}, {}
+
+    async def actions_log(self, request: web.Request):
+        params = _query(request, {"limit"})
+        store = await self.api._ready_store()
+        limit = _integer(params, "limit", 200, 1, 10_000)
+        return await asyncio.get_running_loop().run_in_executor(None, store.actions, limit), {}
+
+    async def quarantine(self, request: web.Request):
+        body, by = await self._action_request(request)
+        models = body.get("models")
+        if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
+            raise ApiError(400, 'send {"confirm": true, "models": [{"model_type": "checkpoints", "model_name": "…"}]}')
+        moved, refused = [], []
+        for model in models:
+            model_type, name = model.get("model_type"), model.get("model_name")
+            task = partial(_quarantine_one, model_type=model_type, model_name=name, models=self.api.writer.models, by=by)
+            try:
+                moved.append(await self._act(task))
+            except ApiError as error:
+                refused.append({"model_type": model_type, "model_name": name, "error": error.message, "status": error.status})
+        if not moved:
+            raise ApiError(refused[0]["status"], refused[0]["error"])
+        return {"moved": moved, "refused": refused}, {}
+
+    async def restore(self, request: web.Request):
+        body, by = await self._action_request(request)
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ApiError(400, 'send {"confirm": true, "ids": [1, 2]} with the ids of GET /nodes-stats/quarantine')
+        restored = [await self._act(lambda store, i=i: actions.restore(store, i, by)) for i in ids]
+        return {"restored": restored}, {}
+
+    async def empty(self, request: web.Request):
+        body, by = await self._action_request(request)
+        confirmed = body.get("confirm_bytes")
+        if not isinstance(confirmed, int) or isinstance(confirmed, bool):
+            raise ApiError(400, 'deleting is for good: send {"confirm": true, "confirm_bytes": N} with the bytes '
+                                'GET /nodes-stats/quarantine shows')
+        return await self._act(lambda store: actions.empty(store, confirmed, by)), {}
+
+    async def disable_pack(self, request: web.Request):
+        body, by = await self._action_request(request)
+        return await self._act(lambda store: actions.disable_pack(store, body.get("package"), self.own_pack, by)), {}
+
+    async def enable_pack(self, request: web.Request):
+        body, by = await self._action_request(request)
+        return await self._act(lambda store: actions.enable_pack(store, body.get("package"), self.own_pack, by)), {}
+
+    async def _action_request(self, request: web.Request) -> tuple[dict, str]:
+        """The checks every action passes before anything is touched; returns the body and who asked."""
+        _query(request, set())
+        _require_same_origin(request)
+        if actions.listens_beyond_loopback(self.listen()) and not self.config["allow_remote_actions"]:
+            raise ApiError(
+                403,
+                "refused: ComfyUI listens beyond this computer (--listen), so anyone on the network could move your files; "
+                "turn on the allow_remote_actions setting to allow it",
+            )
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("confirm") is not True:
+            raise ApiError(400, 'this action changes files on disk; send a JSON body with "confirm": true')
+        return body, f"{request.remote or 'unknown'}"
+
+    async def _act(self, task):
+        """Run one file action on the writer thread; a refusal becomes its HTTP error."""
+        await self.api._ready_store()
+        try:
+            return await asyncio.wrap_future(self.api.writer.submit(task))
+        except actions.ActionRefused as refused:
+            raise ApiError(refused.status, refused.message) from None
+
+
+def _quarantine_one(store: UsageStore, model_type, model_name, models, by: str) -> dict:
+    """Quarantine against the listing as it is now, on the writer thread (after earlier moves were made)."""
+    return actions.quarantine(store, model_type, model_name, models.installed(), by)
+
+
+def _short_text(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 1000

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 from .logs import log
 
@@ -103,7 +103,49 @@ def _migration_2_prompt_days(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE prompt_days (day INTEGER PRIMARY KEY, prompts INTEGER NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1_initial, _migration_2_prompt_days]
+def _migration_3_decisions(db: sqlite3.Connection) -> None:
+    """What the user decided and did: the keep list, the quarantine manifest and the log of every action."""
+    _execute_statements(
+        db,
+        """
+        -- kind is 'model' (model_type set) or 'package' (model_type = '').
+        CREATE TABLE keep_list (
+            kind       TEXT NOT NULL,
+            model_type TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            since      INTEGER NOT NULL,
+            PRIMARY KEY (kind, model_type, name)
+        ) WITHOUT ROWID;
+
+        -- One row per file in quarantine: enough to put it back exactly where it was.
+        CREATE TABLE quarantine (
+            id          INTEGER PRIMARY KEY,
+            model_type  TEXT NOT NULL,
+            model_name  TEXT NOT NULL,
+            original    TEXT NOT NULL,
+            quarantined TEXT NOT NULL UNIQUE,
+            size        INTEGER NOT NULL,
+            at          INTEGER NOT NULL
+        );
+
+        CREATE TABLE actions_log (
+            id          INTEGER PRIMARY KEY,
+            at          INTEGER NOT NULL,
+            action      TEXT NOT NULL,
+            target      TEXT NOT NULL,
+            source      TEXT,
+            destination TEXT,
+            requested_by TEXT
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1_initial,
+    _migration_2_prompt_days,
+    _migration_3_decisions,
+]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
 
@@ -378,6 +420,58 @@ class UsageStore:
             "SELECT (SELECT COUNT(*) FROM prompt_log) + (SELECT COALESCE(SUM(prompts), 0) FROM prompt_days)"
         ).fetchone()[0]
 
+    # ---- decisions: keep list, quarantine manifest, actions log (issue 7)
+
+    def set_kept(self, kind: str, model_type: str, name: str, kept: bool) -> None:
+        """Pin (or unpin) a model or package: a kept item is never suggested for removal. A reset keeps pins."""
+        with atomic(self._db) as db:
+            if kept:
+                db.execute(
+                    "INSERT OR IGNORE INTO keep_list (kind, model_type, name, since) VALUES (?, ?, ?, ?)",
+                    (kind, model_type, name, self.now()),
+                )
+            else:
+                db.execute("DELETE FROM keep_list WHERE kind = ? AND model_type = ? AND name = ?", (kind, model_type, name))
+        self.version += 1
+
+    def kept(self) -> dict[tuple[str, str, str], int]:
+        """(kind, model_type, name) -> when it was pinned."""
+        rows = self._reader().execute("SELECT kind, model_type, name, since FROM keep_list")
+        return {(k, t, n): since for k, t, n, since in rows}
+
+    def log_action(self, db: sqlite3.Connection, action: str, target: str, source=None, destination=None, by=None) -> None:
+        """One actions-log row, in the caller's transaction: an action and its record commit together."""
+        db.execute(
+            "INSERT INTO actions_log (at, action, target, source, destination, requested_by) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.now(), action, target, source, destination, by),
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for a task on the writer thread that records a file action (see actions.py)."""
+        with atomic(self._db) as db:
+            yield db
+        self.version += 1
+
+    def actions(self, limit: int = 200) -> list[dict]:
+        rows = self._reader().execute(
+            "SELECT id, at, action, target, source, destination, requested_by FROM actions_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"id": i, "at": iso(at), "action": a, "target": t, "from": s, "to": d, "requested_by": by}
+            for i, at, a, t, s, d, by in rows
+        ]
+
+    def quarantined(self) -> list[dict]:
+        rows = self._reader().execute(
+            "SELECT id, model_type, model_name, original, quarantined, size, at FROM quarantine ORDER BY id"
+        )
+        return [
+            {"id": i, "model_type": t, "model_name": n, "original": o, "quarantined": q, "size": size, "at": iso(at)}
+            for i, t, n, o, q, size, at in rows
+        ]
+
 
 class _Tally(dict):
     """key -> [count, first ts, last ts] over one batch, so each item costs one upsert however often it was used."""
@@ -541,11 +635,13 @@ def package_report(
     first_installed: dict[str, int],
     now: int,
     thresholds: Thresholds = Thresholds(),
+    evidence: Mapping[str, Evidence] | None = None,
 ) -> list[dict]:
     """Per-pack usage joined with what is installed, classified. Core nodes are not a removable pack.
 
     `current_package` maps each loaded class_type to its pack today, so history recorded while a pack
-    was missing is credited to it once it is installed again.
+    was missing is credited to it once it is installed again. `evidence` maps a pack to a further cap
+    and its reasons (kept, used by saved workflows).
     """
     packs = {p.name: p for p in installed}
     entries: dict[str, dict] = {}
@@ -562,7 +658,11 @@ def package_report(
         entries.setdefault(name, _empty_package(name))
     for name, entry in entries.items():
         pack = packs.get(name)
-        cap, reasons = _package_cap(pack)
+        cap, reasons = merge_evidence(_package_cap(pack), (evidence or {}).get(name))
+        status = classify(
+            entry["last_seen"], first_installed.get(name, now), now,
+            installed=pack is not None, cap=cap, thresholds=thresholds,
+        )
         entry.update(
             total_nodes=len(pack.node_types) if pack else entry["used_nodes"],
             installed=pack is not None and not pack.disabled,
@@ -571,11 +671,8 @@ def package_report(
             frontend_only=bool(pack and pack.frontend_only),
             protected=bool(pack and pack.protected),
             first_installed=iso(first_installed.get(name)),
-            status=classify(
-                entry["last_seen"], first_installed.get(name, now), now,
-                installed=pack is not None, cap=cap, thresholds=thresholds,
-            ),
-            reasons=reasons,
+            status=status,
+            reasons=[*status_reasons(status, entry["last_seen"], first_installed.get(name)), *reasons],
         )
         entry["last_seen"] = iso(entry["last_seen"])
     return sorted(entries.values(), key=lambda e: (TIERS.index(e["status"]), e["package"].lower()))
@@ -605,11 +702,13 @@ def model_report(
     now: int,
     same_file: dict[tuple[str, str], str] | None = None,
     thresholds: Thresholds = Thresholds(),
+    evidence: Mapping[tuple[str, str], Evidence] | None = None,
 ) -> list[dict]:
     """Per model type, every installed model and every used one, classified; types in name order.
 
     `same_file` maps (type, name) to the real path of the file, for folder types that share a directory:
     the same file listed under two types is used when either name is, so neither looks removable.
+    `evidence` maps (type, name) to a further cap and its reasons (kept, used by saved workflows).
     """
     usage = {(t, n): (count, first, last) for t, n, count, first, last in model_rows}
     _share_usage_between_names(usage, same_file or {})
@@ -619,7 +718,11 @@ def model_report(
     for model_type, name in keys:
         count, first, last = usage.get((model_type, name), (0, None, None))
         is_installed = (model_type, name) in installed_keys
-        cap = "unused_new" if model_type in IMPLICIT_USE else None
+        implicit = (("unused_new", [IMPLICIT_USE[model_type]]) if model_type in IMPLICIT_USE and is_installed else (None, []))
+        cap, reasons = merge_evidence(implicit, (evidence or {}).get((model_type, name)) if is_installed else None)
+        status = classify(
+            last, first_installed.get((model_type, name), now), now, installed=is_installed, cap=cap, thresholds=thresholds
+        )
         row = {
             "model_name": name,
             "count": count,
@@ -627,13 +730,9 @@ def model_report(
             "last_seen": iso(last),
             "first_installed": iso(first_installed.get((model_type, name))),
             "installed": is_installed,
-            "status": classify(
-                last, first_installed.get((model_type, name), now), now,
-                installed=is_installed, cap=cap, thresholds=thresholds,
-            ),
+            "status": status,
+            "reasons": [*status_reasons(status, last, first_installed.get((model_type, name))), *reasons],
         }
-        if cap and is_installed:
-            row["reasons"] = [IMPLICIT_USE[model_type]]
         by_type.setdefault(model_type, []).append(row)
     return [
         {"model_type": t, "models": sorted(rows, key=lambda r: (TIERS.index(r["status"]), r["model_name"].lower()))}
@@ -652,3 +751,33 @@ def _share_usage_between_names(usage: dict, same_file: dict[tuple[str, str], str
             latest = max(recorded, key=lambda u: u[2])
             for key in names:
                 usage.setdefault(key, latest)
+
+
+# --------------------------------------------------------------------------- evidence and reasons (issue 7)
+
+Evidence = tuple[str | None, list[str]]
+"""(cap, reasons): how far toward removal an item may go given what else we know of it, and why."""
+
+
+def merge_evidence(base: Evidence, extra: Evidence | None) -> Evidence:
+    """The stricter of two caps (the one nearer to 'used'), with the reasons of both."""
+    if extra is None:
+        return base
+    caps = [c for c in (base[0], extra[0]) if c is not None]
+    cap = min(caps, key=REMOVAL_ORDER.index) if caps else None
+    return cap, [*base[1], *extra[1]]
+
+
+def day(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+
+
+def status_reasons(status: str, last_used: int | None, first_installed: int | None) -> list[str]:
+    """Why an item is not 'used', in words the UI shows as they are: the dates its tier comes from."""
+    if status == "used":
+        return []
+    if last_used is not None:
+        return [f"last used {day(last_used)}"] + (["no longer installed"] if status == "uninstalled" else [])
+    if status == "uninstalled":
+        return ["no longer installed; never used while tracked"]
+    return [f"never used since {day(first_installed)}" if first_installed is not None else "never used"]
