@@ -15,11 +15,21 @@ export const fetchStatus = () => request("status");
 export const fetchPackages = () => request("packages");
 export const fetchModels = () => request("models");
 
-/** Delete every recorded statistic; the server insists on an explicit {"confirm": true}. */
-export function resetStats() {
-  return request("reset", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ confirm: true }),
-  });
+export const fetchQuarantine = () => request("quarantine");
+export const fetchActions = () => request("actions?limit=50");
+
+/** Every change is a JSON POST; the server insists on an explicit "confirm": true for each one. */
+function post(route, body) {
+  return request(route, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 }
+
+/** Delete every recorded statistic. */
+export const resetStats = () => post("reset", { confirm: true });
+
+/** Pin or unpin: { kind: "model", model_type, name } or { kind: "package", name }. */
+export const setKept = (item, keep) => post("keep", { ...item, keep });
+export const quarantineModels = (models) => post("quarantine", { confirm: true, models });
+export const restoreFromQuarantine = (ids) => post("quarantine/restore", { confirm: true, ids });
+/** Deletes for good; the server checks `bytes` against what the quarantine holds now. */
+export const emptyQuarantine = (bytes) => post("quarantine/empty", { confirm: true, confirm_bytes: bytes });
+export const setPackEnabled = (name, enabled) => post(`packages/${enabled ? "enable" : "disable"}`, { confirm: true, package: name });

@@ -74,3 +74,16 @@ export function splitModelPath(name) {
 export function plural(count, word) {
   return `${count.toLocaleString()} ${word}${count === 1 ? "" : "s"}`;
 }
+
+const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB"];
+
+/** 153755878605 -> "143.2 GB" (binary multiples, as file managers on most systems show them). */
+export function formatBytes(bytes) {
+  let value = Number(bytes) || 0;
+  let unit = 0;
+  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${BYTE_UNITS[unit]}`;
+}

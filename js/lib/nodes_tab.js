@@ -14,9 +14,10 @@ const FLAG_LABELS = {
   import_failed: "import failed",
   frontend_only: "front-end only",
   protected: "protected",
+  kept: "kept",
 };
 
-export function nodesTab({ packages, query, tierFilter, onTierFilter, collapsed, expanded }) {
+export function nodesTab({ packages, query, tierFilter, onTierFilter, collapsed, expanded, actions }) {
   const matching = packages.map((pack) => matchPackage(pack, query)).filter(Boolean);
   const sections = TIERS.filter((tier) => !tierFilter || tier === tierFilter).map((tier) => {
     const inTier = matching.filter((pack) => pack.status === tier);
@@ -27,7 +28,7 @@ export function nodesTab({ packages, query, tierFilter, onTierFilter, collapsed,
       tier,
       collapsedByDefault: tier === "uninstalled" && tierFilter !== tier,
       collapsed,
-      buildBody: () => h("div", { role: "list" }, inTier.map((pack) => packageRow(pack, expanded, Boolean(query)))),
+      buildBody: () => h("div", { role: "list" }, inTier.map((pack) => packageRow(pack, expanded, Boolean(query), actions))),
     });
   }).filter(Boolean);
   return h("div", { className: "usage-stats-tab-body", "data-testid": "usage-stats-nodes" }, [
@@ -43,7 +44,7 @@ function matchPackage(pack, query) {
   return nodes.length ? { ...pack, nodes } : null;
 }
 
-function packageRow(pack, expanded, openMatches) {
+function packageRow(pack, expanded, openMatches, actions) {
   const details = h("div", { className: "usage-stats-details", id: `usage-stats-pack-${CSS.escape(pack.package)}` });
   const isOpen = () => expanded.has(pack.package) || (openMatches && pack.nodes.length > 0);
   const toggle = h("button", {
@@ -72,7 +73,7 @@ function packageRow(pack, expanded, openMatches) {
   function show() {
     const open = isOpen();
     toggle.setAttribute("aria-expanded", String(open));
-    details.replaceChildren(...(open ? packageDetails(pack) : []));
+    details.replaceChildren(...(open ? packageDetails(pack, actions) : []));
   }
   show();
   return h("div", { className: "usage-stats-package", role: "listitem" }, [toggle, details]);
@@ -82,10 +83,11 @@ function flagChip(flag) {
   return h("span", { className: "usage-stats-flag", "data-flag": flag, text: FLAG_LABELS[flag] });
 }
 
-function packageDetails(pack) {
+function packageDetails(pack, actions) {
   const reasons = (pack.reasons ?? []).map((reason) => h("li", { text: reason }));
   return [
     reasons.length ? h("ul", { className: "usage-stats-reasons", "data-testid": "usage-stats-reasons" }, reasons) : null,
+    packageButtons(pack, actions),
     pack.nodes.length ? nodeTable(pack.nodes) : h("p", { className: "usage-stats-note", text: `None of its ${plural(pack.total_nodes, "node")} has been used yet.` }),
   ].filter(Boolean);
 }
@@ -99,4 +101,17 @@ function nodeTable(nodes) {
     h("td", {}, [dateCell(node.last_seen)]),
   ]));
   return h("table", { className: "usage-stats-node-table" }, [h("thead", {}, [header]), h("tbody", {}, rows)]);
+}
+
+/** Keep / unpin, and disable / enable (never for ComfyUI-Manager or this extension, nor for a pack that is gone). */
+function packageButtons(pack, actions) {
+  const installedOrDisabled = pack.installed || pack.disabled;
+  if (!installedOrDisabled) return null;
+  const button = (text, testId, onClick) => h("button", { className: "usage-stats-button", type: "button", text, "data-testid": testId, on: { click: onClick } });
+  return h("div", { className: "usage-stats-package-actions" }, [
+    button(pack.kept ? "Unpin" : "Keep (never suggest removing)", "usage-stats-keep-pack", () => actions.keepPack(pack, !pack.kept)),
+    pack.protected ? null : pack.disabled
+      ? button("Enable", "usage-stats-enable-pack", () => actions.setPackEnabled(pack, true))
+      : button("Disable", "usage-stats-disable-pack", () => actions.setPackEnabled(pack, false)),
+  ]);
 }

@@ -3,22 +3,23 @@
  * State lives here, outside the DOM, because the sidebar may hand render() a fresh or a reused element
  * at any time; mount() rebuilds the DOM from that state and reloads the data.
  */
-import { app } from "../../../scripts/app.js";
 import { h, icon } from "./dom.js";
-import { fetchModels, fetchPackages, fetchStatus, resetStats } from "./api.js";
-import { plural } from "./format.js";
+import { fetchActions, fetchModels, fetchPackages, fetchQuarantine, fetchStatus } from "./api.js";
+import { createActions } from "./actions.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
+import { quarantineView } from "./quarantine_view.js";
 
-const TABS = [["nodes", "Nodes"], ["models", "Models"]];
+const TABS = [["nodes", "Nodes"], ["models", "Models"], ["quarantine", "Quarantine"]];
 
 export function createPanel() {
   const state = {
     tab: "nodes", query: "", tierFilter: { nodes: null, models: null },
-    collapsed: new Map(), expanded: new Set(), data: null, error: null, loading: false,
+    collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, error: null, loading: false,
   };
   let view = null;
   let loadId = 0;
+  const actions = createActions(() => load());
 
   function mount(el) {
     view = buildView();
@@ -29,7 +30,7 @@ export function createPanel() {
 
   function buildView() {
     const refresh = iconButton("pi-refresh", "Refresh", "usage-stats-refresh", () => load());
-    const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => confirmAndReset());
+    const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => actions.reset(state.data?.status.prompts_recorded ?? 0));
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
       "aria-controls": "usage-stats-tabpanel", text: label, on: { click: () => selectTab(id) },
@@ -64,9 +65,11 @@ export function createPanel() {
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models] = await Promise.all([fetchStatus(), fetchPackages(), fetchModels()]);
+      const [status, packages, models, quarantine, log] = await Promise.all(
+        [fetchStatus(), fetchPackages(), fetchModels(), fetchQuarantine(), fetchActions()]);
       if (id !== loadId) return;
-      Object.assign(state, { data: { status, packages, models: prepareModels(models) }, error: null });
+      Object.assign(state, { data: { status, packages, models: prepareModels(models), quarantine, log }, error: null });
+      state.selected.clear();  // a selection of rows that may have moved since
     } catch (error) {
       if (id !== loadId) return;
       state.error = error.message || String(error);
@@ -107,33 +110,15 @@ export function createPanel() {
       : null;
     const common = { query: state.query.trim().toLowerCase(), collapsed: state.collapsed };
     const onTierFilter = (tier) => { state.tierFilter[state.tab] = tier; renderContent(); };
-    const body = state.tab === "nodes"
-      ? nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter })
-      : modelsTab({ ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter });
-    return [empty, body].filter(Boolean);
-  }
-
-  /** Reset deletes history for good, so it asks first and says exactly what goes. */
-  async function confirmAndReset() {
-    const recorded = state.data?.status.prompts_recorded ?? 0;
-    const message = `This deletes the record of ${plural(recorded, "prompt")}: every node, pack and model usage count and `
-      + "last-used date. Installed files are not touched. This cannot be undone.";
-    const dialog = app.extensionManager?.dialog;
-    const confirmed = dialog?.confirm
-      ? await dialog.confirm({ title: "Reset usage stats?", message, type: "delete" })
-      : window.confirm(message);
-    if (confirmed !== true) return;
-    try {
-      await resetStats();
-      notify("success", "Usage stats reset", "Recording starts again with the next prompt.");
-    } catch (error) {
-      notify("error", "Reset failed", error.message);
-    }
-    await load();
-  }
-
-  function notify(severity, summary, detail) {
-    app.extensionManager?.toast?.add({ severity, summary, detail, life: 4000 });
+    const bodies = {
+      nodes: () => nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter, actions }),
+      models: () => modelsTab({
+        ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter,
+        selected: state.selected, actions,
+      }),
+      quarantine: () => quarantineView({ quarantine: state.data.quarantine, log: state.data.log, actions }),
+    };
+    return [empty, bodies[state.tab]()].filter(Boolean);
   }
 
   return { mount, load };
