@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import actions, disk
+from . import actions, disk, duplicates
 from .evidence import EvidenceSource, mark_rows
+from .jobs import Job
 from .logs import warn_once
 from .settings import CONFIG_FIELDS, Config
 from .tracker import TIERS, Thresholds, UsageStore, model_report, package_report, usage_report
@@ -60,6 +61,9 @@ def register_routes(routes: web.RouteTableDef, api: "StatsApi", decisions: "Deci
     routes.post("/nodes-stats/packages/disable")(_json_route(decisions.disable_pack))
     routes.post("/nodes-stats/packages/enable")(_json_route(decisions.enable_pack))
     routes.get("/nodes-stats/actions")(_json_route(decisions.actions_log))
+    routes.get("/nodes-stats/duplicates")(_json_route(decisions.duplicates))
+    routes.post("/nodes-stats/duplicates/scan")(_json_route(decisions.scan_duplicates))
+    routes.post("/nodes-stats/duplicates/cancel")(_json_route(decisions.cancel_duplicates))
 
 
 def _json_route(handler):
@@ -334,6 +338,7 @@ class DecisionsApi:
         self.config = config or Config(CONFIG_FIELDS)
         self.listen = listen
         self.own_pack = own_pack
+        self.duplicates_job = Job("duplicate search")
 
     async def disk(self, request: web.Request):
         _query(request, set())
@@ -419,6 +424,32 @@ class DecisionsApi:
     async def enable_pack(self, request: web.Request):
         body, by = await self._action_request(request)
         return await self._act(lambda store: actions.enable_pack(store, body.get("package"), self.own_pack, by)), {}
+
+    async def duplicates(self, request: web.Request):
+        _query(request, set())
+        return self.duplicates_job.status(), {}
+
+    async def scan_duplicates(self, request: web.Request):
+        """Start the duplicate search (it only reads files: same origin is all it needs)."""
+        _query(request, set())
+        _require_same_origin(request)
+        store = await self.api._ready_store()
+        writer = self.api.writer
+
+        def work(progress):
+            return duplicates.find_duplicates(
+                writer.models.installed(), _full_path, store.cached_hashes(),
+                lambda rows: writer.submit(lambda s: s.save_hashes(rows)), progress,
+            )
+
+        if not self.duplicates_job.start(work):
+            raise ApiError(409, "a duplicate search is already running; cancel it or wait for it to finish")
+        return self.duplicates_job.status(), {}
+
+    async def cancel_duplicates(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        return {"cancelled": self.duplicates_job.cancel()}, {}
 
     async def _action_request(self, request: web.Request) -> tuple[dict, str]:
         """The checks every action passes before anything is touched; returns the body and who asked."""

@@ -137,6 +137,16 @@ def _migration_3_decisions(db: sqlite3.Connection) -> None:
             destination TEXT,
             requested_by TEXT
         );
+
+        -- Content hashes of model files, valid while (device, inode, size, mtime) are unchanged.
+        CREATE TABLE hash_cache (
+            device   INTEGER NOT NULL,
+            inode    INTEGER NOT NULL,
+            size     INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            digest   TEXT NOT NULL,
+            PRIMARY KEY (device, inode)
+        ) WITHOUT ROWID;
         """
     )
 
@@ -463,6 +473,18 @@ class UsageStore:
             for i, at, a, t, s, d, by in rows
         ]
 
+    def save_hashes(self, rows: Iterable[tuple[tuple[int, int, int, int], str]]) -> None:
+        """Remember content hashes by (device, inode, size, mtime); a newer stamp of one inode replaces the old."""
+        with atomic(self._db) as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO hash_cache (device, inode, size, mtime_ns, digest) VALUES (?, ?, ?, ?, ?)",
+                [(*map(_int64, stamp), digest) for stamp, digest in rows],
+            )
+
+    def cached_hashes(self) -> dict[tuple[int, int, int, int], str]:
+        rows = self._reader().execute("SELECT device, inode, size, mtime_ns, digest FROM hash_cache")
+        return {(_uint64(d), _uint64(i), s, m): digest for d, i, s, m, digest in rows}
+
     def quarantined(self) -> list[dict]:
         rows = self._reader().execute(
             "SELECT id, model_type, model_name, original, quarantined, size, at FROM quarantine ORDER BY id"
@@ -781,3 +803,12 @@ def status_reasons(status: str, last_used: int | None, first_installed: int | No
     if status == "uninstalled":
         return ["no longer installed; never used while tracked"]
     return [f"never used since {day(first_installed)}" if first_installed is not None else "never used"]
+
+
+def _int64(value: int) -> int:
+    """An unsigned 64-bit number (an inode on some filesystems) as the signed integer SQLite stores."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _uint64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value

@@ -273,3 +273,61 @@ def test_actions_are_refused_while_comfyui_listens_beyond_loopback_unless_the_se
     status, data = answer("0.0.0.0", allow=True)
     assert status == 400 and "confirm" in data["error"]  # past the check, stopped by the missing confirmation
     assert answer("127.0.0.1", allow=False)[0] == 400
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_duplicates_are_files_of_equal_content_not_equal_size_nor_other_names_of_one_file(fake_comfy, store):
+    from usage_stats.duplicates import find_duplicates
+    from usage_stats.jobs import Job
+
+    ckpt, vae = fake_comfy.models / "checkpoints", fake_comfy.models / "vae"
+    place_file(ckpt / "copy one ü.safetensors", b"D" * 3000)
+    place_file(vae / "copy two with spaces.safetensors", b"D" * 3000)
+    place_file(ckpt / "same size other content.safetensors", b"E" * 3000)
+    os.link(ckpt / "copy one ü.safetensors", ckpt / "hard link.safetensors")
+    (ckpt / "symlink.safetensors").symlink_to(ckpt / "copy one ü.safetensors")
+    place_file(ckpt / "unique.safetensors", b"U" * 10)
+    installed = listed(fake_comfy)
+    saved = []
+
+    def run(cached):
+        job = Job("test")
+        full_path = fake_comfy.folder_paths.get_full_path
+        job.start(lambda progress: find_duplicates(installed, full_path, cached, saved.extend, progress))
+        job.wait(10)
+        assert job.state == "done", job.status()
+        return job.result
+
+    result = run({})
+    [group] = result["groups"]
+    names = sorted(sorted(f["model_name"] for f in copy) for copy in group["files"])
+    one_file = ["copy one ü.safetensors", "hard link.safetensors", "symlink.safetensors"]
+    assert names == [one_file, ["copy two with spaces.safetensors"]]
+    assert group["wasted_bytes"] == result["wasted_bytes"] == 3000
+    assert result["files_hashed"] == 3  # the three 3000-byte files; the 10-byte one shares its size with nothing
+    store.save_hashes(saved)
+    again = run(store.cached_hashes())
+    assert again["files_hashed"] == 0 and again["groups"] == result["groups"]
+
+
+def test_a_cancelled_job_stops_and_says_so():
+    from usage_stats.jobs import Job
+
+    job = Job("test")
+
+    def forever(progress):
+        while True:
+            progress.step()
+
+    assert job.start(forever) and not job.start(forever)
+    assert job.cancel()
+    job.wait(5)
+    assert job.status()["state"] == "cancelled"
+
+
+def test_inodes_beyond_the_signed_64_bit_range_are_cached(store):
+    stamp = ((1 << 64) - 5, (1 << 63) + 7, 10, 123)
+    store.save_hashes([(stamp, "abc")])
+    assert store.cached_hashes() == {stamp: "abc"}

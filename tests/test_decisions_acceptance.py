@@ -56,6 +56,8 @@ def server(tmp_path_factory):
     place_file(checkpoints / IN_WORKFLOW, b"w" * 1000)
     place_file(checkpoints / "same size a.safetensors", b"a" * 100)
     place_file(checkpoints / "same size b.safetensors", b"b" * 100)
+    place_file(checkpoints / "dup one.safetensors", b"d" * 2048)
+    place_file(comfy.models / "vae" / "dup twö.safetensors", b"d" * 2048)
     workflow = comfy.base / "user" / "default" / "workflows" / "portrait.json"
     workflow.parent.mkdir(parents=True)
     workflow.write_text(json.dumps(SAVED_WORKFLOW))
@@ -153,6 +155,18 @@ def test_empty_quarantine_deletes_only_the_confirmed_bytes(server):
     assert status == 200 and data == {"deleted": 1, "bytes": held}
     assert server.get("/nodes-stats/quarantine")["files"] == 0
     assert not list((server.models / ".usage-stats-quarantine").rglob("*.safetensors"))
+
+
+def test_the_duplicate_search_finds_equal_content_only(server):
+    status, started, _ = post(server, "/nodes-stats/duplicates/scan", {})
+    assert status == 200 and started["state"] in ("running", "done"), started
+    deadline = time.monotonic() + 30
+    while (found := server.get("/nodes-stats/duplicates"))["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found["state"] == "done", found
+    [group] = found["result"]["groups"]
+    assert sorted(copy[0]["model_name"] for copy in group["files"]) == ["dup one.safetensors", "dup twö.safetensors"]
+    assert group["wasted_bytes"] == found["result"]["wasted_bytes"] == 2048
 
 
 def test_refused_actions_change_nothing_on_disk(server):
