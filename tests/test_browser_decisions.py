@@ -21,6 +21,9 @@ OLD_MODEL = "old ü model.safetensors"
 def server(tmp_path_factory):
     base = seed_base(tmp_path_factory.mktemp("comfyui-decisions"))
     place_file(base / "models" / "checkpoints" / OLD_MODEL, b"o" * 4096)
+    place_file(base / "models" / "checkpoints" / "copy a.safetensors", b"c" * 2048)
+    place_file(base / "models" / "vae" / "copy b.safetensors", b"c" * 2048)
+    place_file(base / "models" / "vae" / "same size, other bytes.safetensors", b"x" * 2048)
     database = base / "user" / "__nodes_stats" / "usage_stats.db"
     database.parent.mkdir(parents=True)
     store = UsageStore(str(database), clock=lambda: time.time() - 90 * DAY)
@@ -82,3 +85,17 @@ def test_pinning_a_model_keeps_it_out_of_the_removal_tiers(ui):
     row.get_by_test_id("usage-stats-keep").click()
     ui.wait_ready()
     expect(row).to_have_attribute("data-status", "safe_to_remove")
+
+
+def test_the_duplicates_tab_finds_identical_files_and_the_space_they_waste(ui):
+    ui.open()
+    ui.show("duplicates")
+    ui.panel.get_by_test_id("usage-stats-find-duplicates").click()
+    view = ui.panel.get_by_test_id("usage-stats-duplicates")
+    expect(view).to_have_attribute("data-state", "done")
+    summary = ui.panel.get_by_test_id("usage-stats-duplicates-summary")
+    expect(summary).to_have_text("1 group of identical files · 2.0 KB in extra copies")
+    group = ui.panel.get_by_test_id("usage-stats-duplicate-group")
+    expect(group).to_contain_text("copy a.safetensors (Checkpoints)")
+    expect(group).to_contain_text("copy b.safetensors (VAE)")
+    expect(group).not_to_contain_text("other bytes")

@@ -17,6 +17,7 @@ export const fetchModels = () => request("models");
 
 export const fetchQuarantine = () => request("quarantine");
 export const fetchActions = () => request("actions?limit=50");
+export const fetchDuplicates = () => request("duplicates");
 
 /** Every change is a JSON POST; the server insists on an explicit "confirm": true for each one. */
 function post(route, body) {
@@ -33,3 +34,5 @@ export const restoreFromQuarantine = (ids) => post("quarantine/restore", { confi
 /** Deletes for good; the server checks `bytes` against what the quarantine holds now. */
 export const emptyQuarantine = (bytes) => post("quarantine/empty", { confirm: true, confirm_bytes: bytes });
 export const setPackEnabled = (name, enabled) => post(`packages/${enabled ? "enable" : "disable"}`, { confirm: true, package: name });
+export const scanDuplicates = () => post("duplicates/scan", {});
+export const cancelDuplicates = () => post("duplicates/cancel", {});

@@ -71,8 +71,8 @@ export function splitModelPath(name) {
   return { folder: name.slice(0, cut), file: name.slice(cut) };
 }
 
-export function plural(count, word) {
-  return `${count.toLocaleString()} ${word}${count === 1 ? "" : "s"}`;
+export function plural(count, word, many = `${word}s`) {
+  return `${count.toLocaleString()} ${count === 1 ? word : many}`;
 }
 
 const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB"];

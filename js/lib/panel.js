@@ -4,13 +4,14 @@
  * at any time; mount() rebuilds the DOM from that state and reloads the data.
  */
 import { h, icon } from "./dom.js";
-import { fetchActions, fetchModels, fetchPackages, fetchQuarantine, fetchStatus } from "./api.js";
+import { fetchActions, fetchDuplicates, fetchModels, fetchPackages, fetchQuarantine, fetchStatus } from "./api.js";
 import { createActions } from "./actions.js";
+import { duplicatesView } from "./duplicates_view.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
 import { quarantineView } from "./quarantine_view.js";
 
-const TABS = [["nodes", "Nodes"], ["models", "Models"], ["quarantine", "Quarantine"]];
+const TABS = [["nodes", "Nodes"], ["models", "Models"], ["duplicates", "Duplicates"], ["quarantine", "Quarantine"]];
 
 export function createPanel() {
   const state = {
@@ -65,10 +66,10 @@ export function createPanel() {
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models, quarantine, log] = await Promise.all(
-        [fetchStatus(), fetchPackages(), fetchModels(), fetchQuarantine(), fetchActions()]);
+      const [status, packages, models, quarantine, log, duplicates] = await Promise.all(
+        [fetchStatus(), fetchPackages(), fetchModels(), fetchQuarantine(), fetchActions(), fetchDuplicates()]);
       if (id !== loadId) return;
-      Object.assign(state, { data: { status, packages, models: prepareModels(models), quarantine, log }, error: null });
+      Object.assign(state, { data: { status, packages, models: prepareModels(models), quarantine, log, duplicates }, error: null });
       state.selected.clear();  // a selection of rows that may have moved since
     } catch (error) {
       if (id !== loadId) return;
@@ -116,6 +117,7 @@ export function createPanel() {
         ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter,
         selected: state.selected, actions,
       }),
+      duplicates: () => duplicatesView({ status: state.data.duplicates }),
       quarantine: () => quarantineView({ quarantine: state.data.quarantine, log: state.data.log, actions }),
     };
     return [empty, bodies[state.tab]()].filter(Boolean);
