@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import actions, disk, duplicates
+from . import actions, disk, duplicates, outputs
 from .evidence import EvidenceSource, mark_rows
 from .jobs import Job
 from .logs import warn_once
@@ -64,6 +64,9 @@ def register_routes(routes: web.RouteTableDef, api: "StatsApi", decisions: "Deci
     routes.get("/nodes-stats/duplicates")(_json_route(decisions.duplicates))
     routes.post("/nodes-stats/duplicates/scan")(_json_route(decisions.scan_duplicates))
     routes.post("/nodes-stats/duplicates/cancel")(_json_route(decisions.cancel_duplicates))
+    routes.get("/nodes-stats/history-import")(_json_route(decisions.history_import))
+    routes.post("/nodes-stats/history-import")(_json_route(decisions.start_history_import))
+    routes.post("/nodes-stats/history-import/cancel")(_json_route(decisions.cancel_history_import))
 
 
 def _json_route(handler):
@@ -339,6 +342,7 @@ class DecisionsApi:
         self.listen = listen
         self.own_pack = own_pack
         self.duplicates_job = Job("duplicate search")
+        self.history_job = Job("history import")
 
     async def disk(self, request: web.Request):
         _query(request, set())
@@ -450,6 +454,38 @@ class DecisionsApi:
         _query(request, set())
         _require_same_origin(request)
         return {"cancelled": self.duplicates_job.cancel()}, {}
+
+    async def history_import(self, request: web.Request):
+        _query(request, set())
+        return self.history_job.status(), {}
+
+    async def start_history_import(self, request: web.Request):
+        """Opt in to reading past outputs' prompts into the history (it writes statistics, so it is confirmed)."""
+        _query(request, set())
+        _require_same_origin(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("confirm") is not True:
+            raise ApiError(400, 'importing adds the prompts found in your output images to the history; send {"confirm": true}')
+        store = await self.api._ready_store()
+        writer = self.api.writer
+
+        def work(progress):
+            import folder_paths
+
+            def record(batch):
+                return writer.submit(lambda s: s.record_imported(batch)).result(60)
+
+            before = store.tracking_since() or store.now()
+            return outputs.import_history(folder_paths.get_output_directory(), before, writer.extract, record, progress)
+
+        if not self.history_job.start(work):
+            raise ApiError(409, "the history import is already running; cancel it or wait for it to finish")
+        return self.history_job.status(), {}
+
+    async def cancel_history_import(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        return {"cancelled": self.history_job.cancel()}, {}
 
     async def _action_request(self, request: web.Request) -> tuple[dict, str]:
         """The checks every action passes before anything is touched; returns the body and who asked."""

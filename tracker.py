@@ -147,6 +147,12 @@ def _migration_3_decisions(db: sqlite3.Connection) -> None:
             digest   TEXT NOT NULL,
             PRIMARY KEY (device, inode)
         ) WITHOUT ROWID;
+
+        -- Prompts imported from past outputs, by a digest of their JSON: each is counted once, ever.
+        CREATE TABLE imported_prompts (
+            digest TEXT PRIMARY KEY,
+            ts     INTEGER NOT NULL
+        ) WITHOUT ROWID;
         """
     )
 
@@ -177,7 +183,20 @@ def migrate(db: sqlite3.Connection) -> int:
 
 @contextmanager
 def atomic(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (BEGIN IMMEDIATE: take the write lock up front, fail fast if it is held)."""
+    """One write transaction (BEGIN IMMEDIATE: take the write lock up front, fail fast if it is held).
+
+    Inside another one it is a savepoint, so a write method can be part of a larger transaction.
+    """
+    if db.in_transaction:
+        db.execute("SAVEPOINT nested")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK TO nested")
+            db.execute("RELEASE nested")
+            raise
+        db.execute("RELEASE nested")
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
@@ -330,7 +349,8 @@ class UsageStore:
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
-            for table in ("node_usage", "prompt_log", "prompt_days", "model_usage", "package_inventory", "model_inventory"):
+            for table in ("node_usage", "prompt_log", "prompt_days", "model_usage", "package_inventory", "model_inventory",
+                          "imported_prompts"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
@@ -472,6 +492,29 @@ class UsageStore:
             {"id": i, "at": iso(at), "action": a, "target": t, "from": s, "to": d, "requested_by": by}
             for i, at, a, t, s, d, by in rows
         ]
+
+    def record_imported(self, batch: list[tuple[str, PromptUse]]) -> int:
+        """Record the prompts of `batch` [(digest, use)] not imported before, marking them in the same
+        transaction; returns how many were new."""
+        with atomic(self._db) as db:
+            fresh = [
+                use for digest, use in batch
+                if db.execute("INSERT OR IGNORE INTO imported_prompts (digest, ts) VALUES (?, ?)", (digest, use.ts)).rowcount
+            ]
+            if fresh:
+                self.record(fresh)
+        self.version += 1
+        return len(fresh)
+
+    def tracking_since(self) -> int | None:
+        """When the tracker first saw the install (its first inventory), or None if never.
+
+        Not the oldest prompt: imported prompts carry their images' old times, and must not move this back.
+        """
+        return self._reader().execute(
+            """SELECT MIN(ts) FROM (SELECT MIN(first_installed) AS ts FROM package_inventory
+                                    UNION ALL SELECT MIN(first_installed) FROM model_inventory)"""
+        ).fetchone()[0]
 
     def save_hashes(self, rows: Iterable[tuple[tuple[int, int, int, int], str]]) -> None:
         """Remember content hashes by (device, inode, size, mtime); a newer stamp of one inode replaces the old."""

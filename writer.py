@@ -268,6 +268,10 @@ class Writer:
                 self.dropped += 1
             del pending[0]
 
+    def extract(self, ts: float, prompt: dict) -> PromptUse:
+        """What one prompt used, read the way the hook's prompts are (the history import reads past prompts)."""
+        return self._extract(ts, prompt)
+
     def _extract(self, ts: float, prompt: dict) -> PromptUse:
         """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
         nodes: dict[str, str] = {}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -99,3 +100,21 @@ def test_the_duplicates_tab_finds_identical_files_and_the_space_they_waste(ui):
     expect(group).to_contain_text("copy a.safetensors (Checkpoints)")
     expect(group).to_contain_text("copy b.safetensors (VAE)")
     expect(group).not_to_contain_text("other bytes")
+
+
+def test_history_is_imported_from_past_outputs_after_a_confirmation(ui, server):
+    from test_decisions import save_png
+    from test_decisions_acceptance import prompt_using
+
+    past = time.time() - 120 * DAY
+    save_png(server.base / "output" / "ComfyUI_00001_.png", json.dumps(prompt_using(OLD_MODEL)), mtime=past)
+    ui.open()
+    ui.page.get_by_test_id("usage-stats-import-history").click()
+    confirm = ui.page.locator("[role='dialog'][aria-labelledby='global-prompt']")
+    expect(confirm).to_contain_text("counted once")
+    confirm.locator("button[aria-label='Confirm']").click()
+    expect(ui.page.locator(".p-toast-message")).to_contain_text("1 past prompt added from 1 image")
+    ui.wait_ready()
+    ui.show("models")
+    row = ui.panel.locator(f"[data-testid='usage-stats-model-row'][data-model='{OLD_MODEL}']")
+    expect(row.locator(".usage-stats-count")).to_have_text("1")

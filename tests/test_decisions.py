@@ -331,3 +331,77 @@ def test_inodes_beyond_the_signed_64_bit_range_are_cached(store):
     stamp = ((1 << 64) - 5, (1 << 63) + 7, 10, 123)
     store.save_hashes([(stamp, "abc")])
     assert store.cached_hashes() == {stamp: "abc"}
+
+
+# --------------------------------------------------------------------------- history from past outputs
+
+PAST_PROMPT = {"3": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "past.safetensors"}},
+               "9": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "ComfyUI"}}}
+
+
+def save_png(path, prompt_text=None, workflow=None, mtime=NOW - 200 * DAY):
+    """An image written the way ComfyUI's SaveImage writes it: PIL with PngInfo text chunks."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    metadata = PngInfo()
+    if prompt_text is not None:
+        metadata.add_text("prompt", prompt_text)
+    metadata.add_text("workflow", json.dumps(workflow or {"nodes": []}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(path, pnginfo=metadata, compress_level=4)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_png_text_reads_savimage_chunks_and_survives_truncated_and_hostile_files(tmp_path):
+    import zlib
+
+    from usage_stats.outputs import png_text, prompt_of
+
+    whole = save_png(tmp_path / "ok.png", json.dumps(PAST_PROMPT))
+    assert json.loads(png_text(str(whole))["prompt"]) == PAST_PROMPT
+    data = whole.read_bytes()
+    cut = data.index(b"tEXtprompt") + 20
+    (tmp_path / "truncated.png").write_bytes(data[:cut])
+    assert png_text(str(tmp_path / "truncated.png")) == {}
+    (tmp_path / "not a png.png").write_bytes(b"hello")
+    assert png_text(str(tmp_path / "not a png.png")) == {}
+    bomb = b"prompt\0\0" + zlib.compress(b"0" * (40 * 1024 * 1024))
+    chunk = len(bomb).to_bytes(4, "big") + b"zTXt" + bomb + b"\0\0\0\0"
+    (tmp_path / "bomb.png").write_bytes(data[:8] + chunk + data[8:])
+    assert "prompt" in png_text(str(tmp_path / "bomb.png"))  # the bomb is skipped; the real chunk after it is read
+    for hostile in ("[" * 100_000, '{"1": "x"}', "not json", '"a string"', '{"1": {"class_type": 7}}'):
+        assert prompt_of(hostile) is None
+
+
+def test_history_import_counts_each_past_prompt_once_even_when_run_twice(tmp_path, store):
+    from usage_stats.jobs import Job
+    from usage_stats.outputs import import_history
+    from usage_stats.tracker import PromptUse
+
+    output = tmp_path / "output"
+    save_png(output / "ComfyUI_00001_.png", json.dumps(PAST_PROMPT))
+    save_png(output / "ComfyUI_00002_.png", json.dumps(PAST_PROMPT))  # a batch of two images: one prompt
+    save_png(output / "sub" / "hostile.png", '{"1": {"class_type": "X", "inputs": ' * 5000)
+    save_png(output / "recent.png", json.dumps(PAST_PROMPT).replace("past", "recent"), mtime=NOW + 10)
+    whole = save_png(tmp_path / "x.png", json.dumps(PAST_PROMPT).replace("past", "cut")).read_bytes()
+    (output / "truncated.png").write_bytes(whole[: whole.index(b"tEXtprompt") + 30])  # cut inside the prompt chunk
+
+    def extract(ts, prompt):
+        models = {("checkpoints", n["inputs"]["ckpt_name"]) for n in prompt.values() if "ckpt_name" in n.get("inputs", {})}
+        return PromptUse(int(ts), {n["class_type"]: "__builtin__" for n in prompt.values()}, frozenset(models))
+
+    def run():
+        job = Job("test")
+        job.start(lambda progress: import_history(str(output), NOW, extract, store.record_imported, progress))
+        job.wait(10)
+        assert job.state == "done", job.status()
+        return job.result
+
+    first = run()
+    assert (first["images"], first["imported"], first["already_imported"], first["newer_than_tracking"]) == (5, 1, 1, 1)
+    second = run()
+    assert (second["imported"], second["already_imported"]) == (0, 2)
+    assert store.model_rows() == [("checkpoints", "past.safetensors", 1, NOW - 200 * DAY, NOW - 200 * DAY)]
+    assert store.prompt_count() == 1

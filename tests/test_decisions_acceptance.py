@@ -24,6 +24,7 @@ NOW = int(time.time())
 UNUSED = "sub dir/unused ü model.safetensors"
 IN_WORKFLOW = "in workflow.safetensors"
 HARDLINK = "hardlink of unused.safetensors"
+FROM_HISTORY = "from history ü.safetensors"
 
 SAVED_WORKFLOW = {  # the UI format, with the model chosen inside a subgraph
     "nodes": [{"id": 1, "type": "a-subgraph-id", "widgets_values": []}],
@@ -57,6 +58,7 @@ def server(tmp_path_factory):
     place_file(checkpoints / "same size a.safetensors", b"a" * 100)
     place_file(checkpoints / "same size b.safetensors", b"b" * 100)
     place_file(checkpoints / "dup one.safetensors", b"d" * 2048)
+    place_file(checkpoints / FROM_HISTORY, b"h" * 10)
     place_file(comfy.models / "vae" / "dup twö.safetensors", b"d" * 2048)
     workflow = comfy.base / "user" / "default" / "workflows" / "portrait.json"
     workflow.parent.mkdir(parents=True)
@@ -216,3 +218,34 @@ def test_a_disabled_pack_is_gone_after_a_restart_and_back_once_enabled(make_serv
     server.restart()
     assert "V1PackLoader" in server.get("/object_info")
     assert [e["action"] for e in server.get("/nodes-stats/actions")[:2]] == ["enable", "disable"]
+
+
+def wait_job(server: ComfyServer, path: str) -> dict:
+    deadline = time.monotonic() + 30
+    while (status := server.get(path))["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status["state"] == "done", status
+    return status["result"]
+
+
+def test_history_import_from_past_outputs_counts_their_models_once(server):
+    from test_decisions import save_png
+
+    old = NOW - 120 * DAY
+    prompt = json.dumps(prompt_using(FROM_HISTORY))
+    save_png(server.base / "output" / "ComfyUI_00001_.png", prompt, mtime=old)
+    save_png(server.base / "output" / "ComfyUI_00002_.png", prompt, mtime=old)  # one prompt, two images
+    save_png(server.base / "output" / "sub" / "hostile.png", '{"1": {"class_type": ' * 20_000, mtime=old)
+    whole = (server.base / "output" / "ComfyUI_00001_.png").read_bytes()
+    (server.base / "output" / "truncated.png").write_bytes(whole[: whole.index(b"tEXtprompt") + 40])
+    os.utime(server.base / "output" / "truncated.png", (old, old))
+    assert server.model("checkpoints", FROM_HISTORY)["count"] == 0
+
+    assert post(server, "/nodes-stats/history-import", {})[0] == 400  # opt-in: it must be confirmed
+    for expected_new in (1, 0):  # the second run finds the same prompt and adds nothing
+        status, data, _ = post(server, "/nodes-stats/history-import", {"confirm": True})
+        assert status == 200, data
+        result = wait_job(server, "/nodes-stats/history-import")
+        assert (result["images"], result["with_prompt"], result["imported"]) == (4, 2, expected_new), result
+    model = server.model("checkpoints", FROM_HISTORY)
+    assert model["count"] == 1 and model["last_seen"].startswith(time.strftime("%Y-%m-%d", time.gmtime(old)))

@@ -6,7 +6,8 @@
  */
 import { app } from "../../../scripts/app.js";
 import {
-  emptyQuarantine, quarantineModels, resetStats, restoreFromQuarantine, setKept, setPackEnabled,
+  emptyQuarantine, fetchHistoryImport, quarantineModels, resetStats, restoreFromQuarantine, setKept, setPackEnabled,
+  startHistoryImport,
 } from "./api.js";
 import { formatBytes, plural } from "./format.js";
 
@@ -68,6 +69,22 @@ export function createActions(reload) {
         + "restart ComfyUI to apply.";
       if (!(await confirmWith({ title: `${verb} pack?`, message }))) return;
       await run(() => setPackEnabled(pack.package, enabled), () => [`${verb}d ${pack.package}`, "Restart ComfyUI to apply."]);
+    },
+
+    /** Opt-in: read the prompts saved in past output images; follows the job and reports what it added. */
+    async importHistory() {
+      const message = "Read the prompts ComfyUI saved in your output images (PNG) from before tracking started, "
+        + "and add them to the history at each image's date? Each prompt is counted once, however often you import.";
+      if (!(await confirmWith({ title: "Import history from your outputs?", message }))) return;
+      await run(async () => {
+        let status = await startHistoryImport();
+        while (status.state === "running") {
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          status = await fetchHistoryImport();
+        }
+        if (status.state !== "done") throw new Error(status.error ?? `the import was ${status.state}`);
+        return status.result;
+      }, (result) => ["History imported", `${plural(result.imported, "past prompt")} added from ${plural(result.images, "image")}.`]);
     },
 
     async reset(recorded) {

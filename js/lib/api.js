@@ -36,3 +36,5 @@ export const emptyQuarantine = (bytes) => post("quarantine/empty", { confirm: tr
 export const setPackEnabled = (name, enabled) => post(`packages/${enabled ? "enable" : "disable"}`, { confirm: true, package: name });
 export const scanDuplicates = () => post("duplicates/scan", {});
 export const cancelDuplicates = () => post("duplicates/cancel", {});
+export const fetchHistoryImport = () => request("history-import");
+export const startHistoryImport = () => post("history-import", { confirm: true });

@@ -31,6 +31,7 @@ export function createPanel() {
 
   function buildView() {
     const refresh = iconButton("pi-refresh", "Refresh", "usage-stats-refresh", () => load());
+    const history = iconButton("pi-history", "Import history from my outputs", "usage-stats-import-history", () => actions.importHistory());
     const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => actions.reset(state.data?.status.prompts_recorded ?? 0));
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
@@ -43,7 +44,7 @@ export function createPanel() {
     });
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
-      h("header", { className: "usage-stats-header" }, [h("h2", { className: "usage-stats-title", text: "Usage Stats" }), refresh, reset]),
+      h("header", { className: "usage-stats-header" }, [h("h2", { className: "usage-stats-title", text: "Usage Stats" }), refresh, history, reset]),
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
       h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]),
       content,
