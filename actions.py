@@ -71,26 +71,31 @@ def model_file(model_type: str, model_name: str, listing: dict[str, list[str]]) 
 
 
 def quarantine_root(path: str) -> str:
-    """`<models root>/.usage-stats-quarantine` for a file under `<models root>/<type folder>/…`, or the nearest
-    ancestor where such a folder is outside every registered folder and on the file's own filesystem."""
+    """`<models root>/.usage-stats-quarantine` for a file under `<models root>/<type folder>/…`: the nearest
+    ancestor (of the path as listed, then of the file's real location, for model folders that are links to
+    another disk) where such a folder is outside every registered folder and on the file's own filesystem."""
     device = os.lstat(path).st_dev
     registered = registered_folders()
-    parent = os.path.dirname(path)
-    while True:
-        above = os.path.dirname(parent)
-        if above == parent:
-            break
-        parent = above
-        candidate = os.path.join(parent, QUARANTINE_FOLDER)
-        real = os.path.realpath(candidate)
-        if any(_inside(real, folder) or _inside(folder, real) for folder in registered):
-            continue
-        if os.stat(parent).st_dev != device:
-            raise ActionRefused(
-                409, f"refused: no quarantine folder on the same filesystem as {path}; moving it would copy the whole file"
-            )
-        return candidate
-    raise ActionRefused(409, f"refused: found no folder for a quarantine outside ComfyUI's model folders for {path}")
+    for start in dict.fromkeys([os.path.dirname(path), os.path.dirname(os.path.realpath(path))]):
+        for parent in _ancestors(start):
+            candidate = os.path.join(parent, QUARANTINE_FOLDER)
+            real = os.path.realpath(candidate)
+            if any(_inside(real, folder) or _inside(folder, real) for folder in registered):
+                continue
+            if os.stat(parent).st_dev == device:
+                return candidate
+            break  # every higher ancestor is further from the file's filesystem
+    raise ActionRefused(
+        409, f"refused: found no folder for a quarantine on the same filesystem as {path}, outside ComfyUI's model "
+             "folders; moving it elsewhere would copy the whole file"
+    )
+
+
+def _ancestors(directory: str):
+    """The parents of `directory`, nearest first (not `directory` itself: it is a model folder or inside one)."""
+    while (parent := os.path.dirname(directory)) != directory:
+        yield parent
+        directory = parent
 
 
 def _free_destination(path: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -405,3 +406,37 @@ def test_history_import_counts_each_past_prompt_once_even_when_run_twice(tmp_pat
     assert (second["imported"], second["already_imported"]) == (0, 2)
     assert store.model_rows() == [("checkpoints", "past.safetensors", 1, NOW - 200 * DAY, NOW - 200 * DAY)]
     assert store.prompt_count() == 1
+
+
+@pytest.fixture
+def other_filesystem(tmp_path):
+    """A folder on another filesystem than tmp_path (the tmpfs at /dev/shm), removed afterwards."""
+    import shutil
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    folder = tempfile.mkdtemp(dir="/dev/shm", prefix="usage-stats-test-")
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_model_folder_linked_to_another_disk_quarantines_beside_its_real_files(fake_comfy, store, other_filesystem):
+    real = other_filesystem / "checkpoints"
+    place_file(real / "far.safetensors", b"f" * 8)
+    fake_comfy.models.mkdir(exist_ok=True)
+    (fake_comfy.models / "checkpoints").symlink_to(real, target_is_directory=True)
+    moved = actions.quarantine(store, "checkpoints", "far.safetensors", listed(fake_comfy), by="test")
+    assert moved["to"] == str(other_filesystem / ".usage-stats-quarantine" / "checkpoints" / "far.safetensors")
+    assert not (real / "far.safetensors").exists()
+
+
+def test_without_a_quarantine_on_the_same_filesystem_nothing_moves(fake_comfy, store, other_filesystem):
+    real = other_filesystem / "checkpoints"
+    place_file(real / "far.safetensors", b"f" * 8)
+    fake_comfy.models.mkdir(exist_ok=True)
+    (fake_comfy.models / "checkpoints").symlink_to(real, target_is_directory=True)
+    fake_comfy.folder_paths.add_model_folder_path("whole_tmpfs", "/dev/shm")  # every same-disk place is now listed
+    with pytest.raises(actions.ActionRefused, match="same filesystem"):
+        actions.quarantine(store, "checkpoints", "far.safetensors", listed(fake_comfy), by="test")
+    assert (real / "far.safetensors").read_bytes() == b"f" * 8 and store.quarantined() == []
