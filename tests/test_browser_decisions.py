@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -52,6 +53,7 @@ def test_a_model_moves_to_quarantine_and_back_from_the_panel(ui, server):
     row = ui.panel.locator(f"[data-testid='usage-stats-model-row'][data-model='{OLD_MODEL}']")
     expect(row).to_have_attribute("data-status", "safe_to_remove")
     expect(row.locator(".usage-stats-size")).to_have_text("4.0 KB")
+    expect(row.get_by_test_id("usage-stats-reason")).to_have_text(re.compile(r"^never used since \d{4}-\d\d-\d\d$"))
     row.get_by_test_id("usage-stats-select").check()
     expect(ui.panel.get_by_test_id("usage-stats-selection-summary")).to_have_text("1 file selected · frees 4.0 KB")
 

@@ -59,7 +59,7 @@ function modelList(models, label, showType, context) {
 
 const modelKey = (model) => `${model.model_type}\u0000${model.model_name}`;
 
-/** [tick] dot name (its subfolder dimmed) [pin] | size | prompts | last used; the reasons in its tooltip. */
+/** [tick] dot name (its subfolder dimmed) reasons [pin] | size | prompts | last used; everything again in its tooltip. */
 function modelRow(model, showType, { selected, onToggle, actions }) {
   const { folder, file } = splitModelPath(model.model_name);
   const reasons = model.reasons?.length ? ` — ${model.reasons.join("; ")}` : "";
@@ -82,6 +82,9 @@ function modelRow(model, showType, { selected, onToggle, actions }) {
       h("span", { className: "usage-stats-folder", text: folder }),
       h("span", { className: "usage-stats-file", text: file }),
     ]),
+    model.reasons?.length
+      ? h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: model.reasons.join("; ") })
+      : null,
     model.installed ? keepButton(model, actions) : null,
     h("span", { className: "usage-stats-size", title: sizeTitle(model), text: model.size == null ? "" : formatBytes(model.size) }),
     countCell(model.count),
