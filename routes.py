@@ -17,6 +17,7 @@ from aiohttp import web
 
 from . import actions, disk, duplicates, outputs
 from .evidence import EvidenceSource, mark_rows
+from .workflows import node_type_references
 from .jobs import Job
 from .logs import warn_once
 from .settings import CONFIG_FIELDS, Config
@@ -353,7 +354,10 @@ class DecisionsApi:
         _query(request, set())
         models = await self.api._off_loop(self.api._model_report)
         packages = await self.api._off_loop(self.api._package_report)
+        evidence = self.api.evidence
+        saved = await asyncio.get_running_loop().run_in_executor(None, evidence.workflows.scan) if evidence else {}
         return {
+            "node_types": [{"class_type": t, "workflows": names} for t, names in node_type_references(saved).items()],
             "models": [
                 {"model_type": s["model_type"], "model_name": m["model_name"], "workflows": m["workflows"]}
                 for s in models for m in s["models"] if m.get("workflows")

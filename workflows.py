@@ -157,3 +157,12 @@ def package_references(workflows: dict[str, Uses], package_of: dict[str, str]) -
     return {package: sorted(names) for package, names in references.items()}
 
 
+
+
+def node_type_references(workflows: dict[str, Uses]) -> dict[str, list[str]]:
+    """node type -> the workflows using it, node types in name order."""
+    references: dict[str, list[str]] = {}
+    for shown, uses in sorted(workflows.items()):
+        for node_type in uses.node_types:
+            references.setdefault(node_type, []).append(shown)
+    return dict(sorted(references.items()))

@@ -109,6 +109,7 @@ def test_a_model_a_saved_workflow_uses_is_never_safe_to_remove(server):
     assert any(r.startswith("never used since ") for r in server.model("checkpoints", UNUSED)["reasons"])
     references = server.get("/nodes-stats/references")
     assert {"model_type": "checkpoints", "model_name": IN_WORKFLOW, "workflows": ["portrait.json"]} in references["models"]
+    assert {"class_type": "CheckpointLoaderSimple", "workflows": ["portrait.json"]} in references["node_types"]
 
 
 def test_a_kept_model_is_never_suggested_for_removal_until_unpinned(server):
