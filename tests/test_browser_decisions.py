@@ -120,3 +120,13 @@ def test_history_is_imported_from_past_outputs_after_a_confirmation(ui, server):
     ui.show("models")
     row = ui.panel.locator(f"[data-testid='usage-stats-model-row'][data-model='{OLD_MODEL}']")
     expect(row.locator(".usage-stats-count")).to_have_text("1")
+
+
+def test_a_pack_can_be_pinned_from_its_details(ui):
+    ui.open()
+    row = ui.package_row("usage-stats-idle-pack")
+    row.click()
+    ui.panel.get_by_test_id("usage-stats-keep-pack").click()
+    ui.wait_ready()
+    expect(ui.package_row("usage-stats-idle-pack").locator("[data-flag='kept']")).to_have_text("kept")
+    expect(ui.panel.get_by_test_id("usage-stats-disable-pack")).to_be_visible()
