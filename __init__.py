@@ -15,18 +15,22 @@ WEB_DIRECTORY = "./js"
 
 
 def _install(prompt_server) -> None:
+    from .evidence import EvidenceSource
     from .mapper import ModelMapper, PackageMapper
     from .outcomes import queue_state, submission_middleware, wrap_task_done
-    from .routes import StatsApi, register_routes
+    from .routes import DecisionsApi, StatsApi, register_routes
+    from .workflows import SavedWorkflows
     from .writer import Writer, open_store
 
-    writer = Writer(open_store, PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__))), ModelMapper())
+    own_pack = os.path.basename(os.path.dirname(__file__))
+    writer = Writer(open_store, PackageMapper(own_pack=own_pack), ModelMapper())
     api = StatsApi(
         writer,
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
+        evidence=EvidenceSource(SavedWorkflows()),
     )
-    register_routes(prompt_server.routes, api)
+    register_routes(prompt_server.routes, api, DecisionsApi(api, writer.config, own_pack=own_pack))
     writer.start()
     atexit.register(writer.stop)
     prompt_server.add_on_prompt_handler(writer.on_prompt)

@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import exports
+from . import actions, disk, duplicates, exports, outputs
+from .evidence import EvidenceSource, mark_rows
+from .jobs import Job
 from .logs import warn_once
-from .settings import CONFIG_FIELDS, SettingsError, check_config, validate
+from .settings import CONFIG_FIELDS, Config, SettingsError, check_config, validate
 from .tracker import (
     DAY, KINDS, TIERS, Thresholds, UsageStore, View, daily_series_report, iso, model_report, package_report,
     summary_report, usage_report,
 )
+from .workflows import node_type_references
 from .writer import Writer
 
 MAX_QUERY_LENGTH = 200
@@ -49,8 +52,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def register_routes(routes: web.RouteTableDef, api: "StatsApi") -> None:
+def register_routes(routes: web.RouteTableDef, api: "StatsApi", decisions: "DecisionsApi | None" = None) -> None:
     """Every /nodes-stats route. ComfyUI serves each under /api/nodes-stats/... as well."""
+    decisions = decisions or DecisionsApi(api)
     routes.get("/nodes-stats/packages")(_json_route(api.packages))
     routes.get("/nodes-stats/usage")(_json_route(api.usage))
     routes.get("/nodes-stats/models")(_json_route(api.models))
@@ -62,6 +66,22 @@ def register_routes(routes: web.RouteTableDef, api: "StatsApi") -> None:
     routes.get("/nodes-stats/export")(_json_route(api.export))
     routes.get("/nodes-stats/config")(_json_route(api.config))
     routes.put("/nodes-stats/config")(_json_route(api.update_config))
+    routes.get("/nodes-stats/disk")(_json_route(decisions.disk))
+    routes.get("/nodes-stats/references")(_json_route(decisions.references))
+    routes.post("/nodes-stats/keep")(_json_route(decisions.keep))
+    routes.get("/nodes-stats/quarantine")(_json_route(decisions.quarantine_list))
+    routes.post("/nodes-stats/quarantine")(_json_route(decisions.quarantine))
+    routes.post("/nodes-stats/quarantine/restore")(_json_route(decisions.restore))
+    routes.post("/nodes-stats/quarantine/empty")(_json_route(decisions.empty))
+    routes.post("/nodes-stats/packages/disable")(_json_route(decisions.disable_pack))
+    routes.post("/nodes-stats/packages/enable")(_json_route(decisions.enable_pack))
+    routes.get("/nodes-stats/actions")(_json_route(decisions.actions_log))
+    routes.get("/nodes-stats/duplicates")(_json_route(decisions.duplicates))
+    routes.post("/nodes-stats/duplicates/scan")(_json_route(decisions.scan_duplicates))
+    routes.post("/nodes-stats/duplicates/cancel")(_json_route(decisions.cancel_duplicates))
+    routes.get("/nodes-stats/history-import")(_json_route(decisions.history_import))
+    routes.post("/nodes-stats/history-import")(_json_route(decisions.start_history_import))
+    routes.post("/nodes-stats/history-import/cancel")(_json_route(decisions.cancel_history_import))
 
 
 def _json_route(handler):
@@ -126,10 +146,12 @@ class StatsApi:
         writer: Writer,
         queue_state: Callable[[], dict] = lambda: {"running": None, "pending": None},
         comfy_users: Callable[[], dict[str, str]] = dict,
+        evidence: EvidenceSource | None = None,
     ):
         self.writer = writer
         self.queue_state = queue_state
         self.comfy_users = comfy_users
+        self.evidence = evidence
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
 
@@ -311,20 +333,24 @@ class StatsApi:
         watched_since = self.writer.resumed_at if config["tracking"] else store.now()
         return Thresholds(config["consider_days"], config["safe_days"], watched_since)
 
-    def _package_report(self, store: UsageStore, view: View) -> list[dict]:
+    def _package_report(self, store: UsageStore, view: View = View()) -> list[dict]:
         packages = self.writer.packages
         installed = packages.installed()
         first = store.package_first_installed()
         self._note_first_sightings(packages=[p.name for p in installed if p.name not in first])
-        return package_report(
-            store.node_rows(), installed, packages.packages_by_class(), first, store.now(), self._thresholds(store),
-            view, store.totals("node", view),
+        package_of = packages.packages_by_class()
+        evidence, references, kept = self.evidence.for_packages(store, package_of) if self.evidence else ({}, {}, set())
+        report = package_report(
+            store.node_rows(), installed, package_of, first, store.now(), self._thresholds(store),
+            view, store.totals("node", view), evidence,
         )
+        mark_rows(report, lambda p: p["package"], references, kept)
+        return report
 
     def _usage_report(self, store: UsageStore, view: View) -> list[dict]:
         return usage_report(store.node_rows(), self.writer.packages.packages_by_class(), view, store.totals("node", view))
 
-    def _model_report(self, store: UsageStore, view: View) -> list[dict]:
+    def _model_report(self, store: UsageStore, view: View = View()) -> list[dict]:
         """The full model report, rebuilt only when a listing, the database, the minute or the view changed.
 
         At 20k files building it costs far more than any request should; what it depends on is the model
@@ -333,7 +359,8 @@ class StatsApi:
         models = self.writer.models
         installed = models.installed()
         thresholds = self._thresholds(store)
-        key = (models.version, store.version, store.now() // REPORT_MAX_AGE_SECONDS, thresholds, view)
+        workflows = self.evidence.version() if self.evidence else 0
+        key = (models.version, store.version, workflows, store.now() // REPORT_MAX_AGE_SECONDS, thresholds, view)
         cached = self._model_cache
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -345,10 +372,16 @@ class StatsApi:
     def _build_model_report(self, store: UsageStore, models, installed, thresholds: Thresholds, view: View) -> list[dict]:
         first = store.model_first_installed()
         self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
-        return model_report(
-            store.model_rows(), installed, first, store.now(), models.same_file_keys(), thresholds,
-            view, store.totals("model", view),
+        infos = disk.stat_listing(installed, _full_path)
+        same_file = {**models.same_file_keys(), **disk.identities(infos)}  # every name of one file shares its usage
+        evidence, references, kept = self.evidence.for_models(store, installed) if self.evidence else ({}, {}, set())
+        report = model_report(
+            store.model_rows(), installed, first, store.now(), same_file, thresholds, view, store.totals("model", view), evidence,
         )
+        for section in report:
+            mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
+        disk.attach_sizes(report, infos)
+        return report
 
     def _export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
         if what == "models":
@@ -473,3 +506,207 @@ def _require_same_origin(request: web.Request) -> None:
         netloc = None
     if origin == "null" or netloc != request.host.lower():
         raise ApiError(403, f"refused: this request comes from another site ({origin})")
+
+
+# --------------------------------------------------------------------------- decisions and actions (issue 7)
+
+
+def _full_path(model_type: str, name: str) -> str | None:
+    import folder_paths
+
+    return folder_paths.get_full_path(model_type, name)
+
+
+class DecisionsApi:
+    """Disk space, references, the keep list, and the actions that change files (quarantine, packs).
+
+    Every action is a POST with a JSON confirmation from this page's own origin, refused with 403 while ComfyUI
+    listens beyond loopback unless the `allow_remote_actions` setting allows it, and runs on the writer
+    thread (actions.py), which also logs it.
+    """
+
+    def __init__(self, api: StatsApi, config: Config | None = None, listen=actions.comfyui_listen_addresses, own_pack: str = ""):
+        self.api = api
+        self.config = config or Config(CONFIG_FIELDS)
+        self.listen = listen
+        self.own_pack = own_pack
+        self.duplicates_job = Job("duplicate search")
+        self.history_job = Job("history import")
+
+    async def disk(self, request: web.Request):
+        _query(request, set())
+        report = await self.api._off_loop(self.api._model_report)
+        return disk.totals(report), {}
+
+    async def references(self, request: web.Request):
+        _query(request, set())
+        models = await self.api._off_loop(self.api._model_report)
+        packages = await self.api._off_loop(self.api._package_report)
+        evidence = self.api.evidence
+        saved = await asyncio.get_running_loop().run_in_executor(None, evidence.workflows.scan) if evidence else {}
+        return {
+            "node_types": [{"class_type": t, "workflows": names} for t, names in node_type_references(saved).items()],
+            "models": [
+                {"model_type": s["model_type"], "model_name": m["model_name"], "workflows": m["workflows"]}
+                for s in models for m in s["models"] if m.get("workflows")
+            ],
+            "packages": [{"package": p["package"], "workflows": p["workflows"]} for p in packages if p.get("workflows")],
+        }, {}
+
+    async def keep(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("kind") not in ("model", "package") or not isinstance(body.get("keep"), bool):
+            raise ApiError(400, 'send {"kind": "model", "model_type": "checkpoints", "name": "…", "keep": true} '
+                                '(a "package" has no model_type)')
+        kind, name, keep = body["kind"], body.get("name"), body["keep"]
+        model_type = body.get("model_type") if kind == "model" else ""
+        if not _short_text(name) or (kind == "model" and not _short_text(model_type)):
+            raise ApiError(400, "name (and, for a model, model_type) must be non-empty strings")
+        await self.api._ready_store()
+        await asyncio.wrap_future(self.api.writer.submit(lambda store: store.set_kept(kind, model_type, name, keep)))
+        return {"ok": True, "kind": body["kind"], "model_type": model_type, "name": name, "kept": body["keep"]}, {}
+
+    async def quarantine_list(self, request: web.Request):
+        _query(request, set())
+        store = await self.api._ready_store()
+        items = await asyncio.get_running_loop().run_in_executor(None, store.quarantined)
+        return {"items": items, "files": len(items), "bytes": sum(i["size"] for i in items)}, {}
+
+    async def actions_log(self, request: web.Request):
+        params = _query(request, {"limit"})
+        store = await self.api._ready_store()
+        limit = _integer(params, "limit", 200, 1, 10_000)
+        return await asyncio.get_running_loop().run_in_executor(None, store.actions, limit), {}
+
+    async def quarantine(self, request: web.Request):
+        body, by = await self._action_request(request)
+        models = body.get("models")
+        if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
+            raise ApiError(400, 'send {"confirm": true, "models": [{"model_type": "checkpoints", "model_name": "…"}]}')
+        moved, refused = [], []
+        for model in models:
+            model_type, name = model.get("model_type"), model.get("model_name")
+            task = partial(_quarantine_one, model_type=model_type, model_name=name, models=self.api.writer.models, by=by)
+            try:
+                moved.append(await self._act(task))
+            except ApiError as error:
+                refused.append({"model_type": model_type, "model_name": name, "error": error.message, "status": error.status})
+        if not moved:
+            raise ApiError(refused[0]["status"], refused[0]["error"])
+        return {"moved": moved, "refused": refused}, {}
+
+    async def restore(self, request: web.Request):
+        body, by = await self._action_request(request)
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ApiError(400, 'send {"confirm": true, "ids": [1, 2]} with the ids of GET /nodes-stats/quarantine')
+        restored = [await self._act(lambda store, i=i: actions.restore(store, i, by)) for i in ids]
+        return {"restored": restored}, {}
+
+    async def empty(self, request: web.Request):
+        body, by = await self._action_request(request)
+        confirmed = body.get("confirm_bytes")
+        if not isinstance(confirmed, int) or isinstance(confirmed, bool):
+            raise ApiError(400, 'deleting is for good: send {"confirm": true, "confirm_bytes": N} with the bytes '
+                                'GET /nodes-stats/quarantine shows')
+        return await self._act(lambda store: actions.empty(store, confirmed, by)), {}
+
+    async def disable_pack(self, request: web.Request):
+        body, by = await self._action_request(request)
+        return await self._act(lambda store: actions.disable_pack(store, body.get("package"), self.own_pack, by)), {}
+
+    async def enable_pack(self, request: web.Request):
+        body, by = await self._action_request(request)
+        return await self._act(lambda store: actions.enable_pack(store, body.get("package"), self.own_pack, by)), {}
+
+    async def duplicates(self, request: web.Request):
+        _query(request, set())
+        return self.duplicates_job.status(), {}
+
+    async def scan_duplicates(self, request: web.Request):
+        """Start the duplicate search (it only reads files: same origin is all it needs)."""
+        _query(request, set())
+        _require_same_origin(request)
+        store = await self.api._ready_store()
+        writer = self.api.writer
+
+        def work(progress):
+            return duplicates.find_duplicates(
+                writer.models.installed(), _full_path, store.cached_hashes(),
+                lambda rows: writer.submit(lambda s: s.save_hashes(rows)), progress,
+            )
+
+        if not self.duplicates_job.start(work):
+            raise ApiError(409, "a duplicate search is already running; cancel it or wait for it to finish")
+        return self.duplicates_job.status(), {}
+
+    async def cancel_duplicates(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        return {"cancelled": self.duplicates_job.cancel()}, {}
+
+    async def history_import(self, request: web.Request):
+        _query(request, set())
+        return self.history_job.status(), {}
+
+    async def start_history_import(self, request: web.Request):
+        """Opt in to reading past outputs' prompts into the history (it writes statistics, so it is confirmed)."""
+        _query(request, set())
+        _require_same_origin(request)
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("confirm") is not True:
+            raise ApiError(400, 'importing adds the prompts found in your output images to the history; send {"confirm": true}')
+        store = await self.api._ready_store()
+        writer = self.api.writer
+
+        def work(progress):
+            import folder_paths
+
+            def record(batch):
+                return writer.submit(lambda s: s.record_imported(batch)).result(60)
+
+            before = store.tracking_since() or store.now()
+            return outputs.import_history(folder_paths.get_output_directory(), before, writer.extract, record, progress)
+
+        if not self.history_job.start(work):
+            raise ApiError(409, "the history import is already running; cancel it or wait for it to finish")
+        return self.history_job.status(), {}
+
+    async def cancel_history_import(self, request: web.Request):
+        _query(request, set())
+        _require_same_origin(request)
+        return {"cancelled": self.history_job.cancel()}, {}
+
+    async def _action_request(self, request: web.Request) -> tuple[dict, str]:
+        """The checks every action passes before anything is touched; returns the body and who asked."""
+        _query(request, set())
+        _require_same_origin(request)
+        if actions.listens_beyond_loopback(self.listen()) and not self.config["allow_remote_actions"]:
+            raise ApiError(
+                403,
+                "refused: ComfyUI listens beyond this computer (--listen), so anyone on the network could move your files; "
+                "turn on the allow_remote_actions setting to allow it",
+            )
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("confirm") is not True:
+            raise ApiError(400, 'this action changes files on disk; send a JSON body with "confirm": true')
+        return body, f"{request.remote or 'unknown'}"
+
+    async def _act(self, task):
+        """Run one file action on the writer thread; a refusal becomes its HTTP error."""
+        await self.api._ready_store()
+        try:
+            return await asyncio.wrap_future(self.api.writer.submit(task))
+        except actions.ActionRefused as refused:
+            raise ApiError(refused.status, refused.message) from None
+
+
+def _quarantine_one(store: UsageStore, model_type, model_name, models, by: str) -> dict:
+    """Quarantine against the listing as it is now, on the writer thread (after earlier moves were made)."""
+    return actions.quarantine(store, model_type, model_name, models.installed(), by)
+
+
+def _short_text(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 1000

@@ -107,6 +107,10 @@ CONFIG_FIELDS = (
     Field("retention_days", 180, int, 7, 3650, help="Days of per-prompt detail kept before it folds into daily totals."),
     Field("track_loras", False, bool, help="Track LoRA files too (off by default: they are many and cheap)."),
     Field("model_types", [], list, help="Model folder types to track; empty means every type except LoRAs."),
+    Field(
+        "allow_remote_actions", False, bool,
+        help="Allow quarantine, restore, delete and pack actions while ComfyUI listens beyond loopback (--listen 0.0.0.0).",
+    ),
 )
 
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 from .logs import log
 
@@ -154,10 +154,65 @@ def _migration_3_outcomes_and_daily(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_4_decisions(db: sqlite3.Connection) -> None:
+    """What the user decided and did: the keep list, the quarantine manifest and the log of every action."""
+    _execute_statements(
+        db,
+        """
+        -- kind is 'model' (model_type set) or 'package' (model_type = '').
+        CREATE TABLE keep_list (
+            kind       TEXT NOT NULL,
+            model_type TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            since      INTEGER NOT NULL,
+            PRIMARY KEY (kind, model_type, name)
+        ) WITHOUT ROWID;
+
+        -- One row per file in quarantine: enough to put it back exactly where it was.
+        CREATE TABLE quarantine (
+            id          INTEGER PRIMARY KEY,
+            model_type  TEXT NOT NULL,
+            model_name  TEXT NOT NULL,
+            original    TEXT NOT NULL,
+            quarantined TEXT NOT NULL UNIQUE,
+            size        INTEGER NOT NULL,
+            at          INTEGER NOT NULL
+        );
+
+        CREATE TABLE actions_log (
+            id          INTEGER PRIMARY KEY,
+            at          INTEGER NOT NULL,
+            action      TEXT NOT NULL,
+            target      TEXT NOT NULL,
+            source      TEXT,
+            destination TEXT,
+            requested_by TEXT
+        );
+
+        -- Content hashes of model files, valid while (device, inode, size, mtime) are unchanged.
+        CREATE TABLE hash_cache (
+            device   INTEGER NOT NULL,
+            inode    INTEGER NOT NULL,
+            size     INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            digest   TEXT NOT NULL,
+            PRIMARY KEY (device, inode)
+        ) WITHOUT ROWID;
+
+        -- Prompts imported from past outputs, by a digest of their JSON: each is counted once, ever.
+        CREATE TABLE imported_prompts (
+            digest TEXT PRIMARY KEY,
+            ts     INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1_initial,
     _migration_2_prompt_days,
     _migration_3_outcomes_and_daily,
+    _migration_4_decisions,
 ]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
@@ -180,7 +235,20 @@ def migrate(db: sqlite3.Connection) -> int:
 
 @contextmanager
 def atomic(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction (BEGIN IMMEDIATE: take the write lock up front, fail fast if it is held)."""
+    """One write transaction (BEGIN IMMEDIATE: take the write lock up front, fail fast if it is held).
+
+    Inside another one it is a savepoint, so a write method can be part of a larger transaction.
+    """
+    if db.in_transaction:
+        db.execute("SAVEPOINT nested")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK TO nested")
+            db.execute("RELEASE nested")
+            raise
+        db.execute("RELEASE nested")
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
@@ -417,7 +485,8 @@ class UsageStore:
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
-            for table in ("node_usage", "prompt_log", "daily", "model_usage", "package_inventory", "model_inventory"):
+            for table in ("node_usage", "prompt_log", "daily", "model_usage", "package_inventory", "model_inventory",
+                          "imported_prompts"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
@@ -522,6 +591,93 @@ class UsageStore:
             (kind, *args),
         )
         return {item: Totals(*values) for item, *values in rows}
+    # ---- decisions: keep list, quarantine manifest, actions log (issue 7)
+
+    def set_kept(self, kind: str, model_type: str, name: str, kept: bool) -> None:
+        """Pin (or unpin) a model or package: a kept item is never suggested for removal. A reset keeps pins."""
+        with atomic(self._db) as db:
+            if kept:
+                db.execute(
+                    "INSERT OR IGNORE INTO keep_list (kind, model_type, name, since) VALUES (?, ?, ?, ?)",
+                    (kind, model_type, name, self.now()),
+                )
+            else:
+                db.execute("DELETE FROM keep_list WHERE kind = ? AND model_type = ? AND name = ?", (kind, model_type, name))
+        self.version += 1
+
+    def kept(self) -> dict[tuple[str, str, str], int]:
+        """(kind, model_type, name) -> when it was pinned."""
+        rows = self._reader().execute("SELECT kind, model_type, name, since FROM keep_list")
+        return {(k, t, n): since for k, t, n, since in rows}
+
+    def log_action(self, db: sqlite3.Connection, action: str, target: str, source=None, destination=None, by=None) -> None:
+        """One actions-log row, in the caller's transaction: an action and its record commit together."""
+        db.execute(
+            "INSERT INTO actions_log (at, action, target, source, destination, requested_by) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.now(), action, target, source, destination, by),
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for a task on the writer thread that records a file action (see actions.py)."""
+        with atomic(self._db) as db:
+            yield db
+        self.version += 1
+
+    def actions(self, limit: int = 200) -> list[dict]:
+        rows = self._reader().execute(
+            "SELECT id, at, action, target, source, destination, requested_by FROM actions_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"id": i, "at": iso(at), "action": a, "target": t, "from": s, "to": d, "requested_by": by}
+            for i, at, a, t, s, d, by in rows
+        ]
+
+    def record_imported(self, batch: list[tuple[str, PromptUse]]) -> int:
+        """Record the prompts of `batch` [(digest, use)] not imported before, marking them in the same
+        transaction; returns how many were new."""
+        with atomic(self._db) as db:
+            fresh = [
+                use for digest, use in batch
+                if db.execute("INSERT OR IGNORE INTO imported_prompts (digest, ts) VALUES (?, ?)", (digest, use.ts)).rowcount
+            ]
+            if fresh:
+                self.record(fresh)
+        self.version += 1
+        return len(fresh)
+
+    def tracking_since(self) -> int | None:
+        """When the tracker first saw the install (its first inventory), or None if never.
+
+        Not the oldest prompt: imported prompts carry their images' old times, and must not move this back.
+        """
+        return self._reader().execute(
+            """SELECT MIN(ts) FROM (SELECT MIN(first_installed) AS ts FROM package_inventory
+                                    UNION ALL SELECT MIN(first_installed) FROM model_inventory)"""
+        ).fetchone()[0]
+
+    def save_hashes(self, rows: Iterable[tuple[tuple[int, int, int, int], str]]) -> None:
+        """Remember content hashes by (device, inode, size, mtime); a newer stamp of one inode replaces the old."""
+        with atomic(self._db) as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO hash_cache (device, inode, size, mtime_ns, digest) VALUES (?, ?, ?, ?, ?)",
+                [(*map(_int64, stamp), digest) for stamp, digest in rows],
+            )
+
+    def cached_hashes(self) -> dict[tuple[int, int, int, int], str]:
+        rows = self._reader().execute("SELECT device, inode, size, mtime_ns, digest FROM hash_cache")
+        return {(_uint64(d), _uint64(i), s, m): digest for d, i, s, m, digest in rows}
+
+    def quarantined(self) -> list[dict]:
+        rows = self._reader().execute(
+            "SELECT id, model_type, model_name, original, quarantined, size, at FROM quarantine ORDER BY id"
+        )
+        return [
+            {"id": i, "model_type": t, "model_name": n, "original": o, "quarantined": q, "size": size, "at": iso(at)}
+            for i, t, n, o, q, size, at in rows
+        ]
+
 
     def daily_series(self, kind: str, item: str, view: View = View()) -> dict[int, Totals]:
         """day -> one item's totals that day, for the days it has rows."""
@@ -830,12 +986,14 @@ def package_report(
     thresholds: Thresholds = Thresholds(),
     view: View = View(),
     totals: dict[str, Totals] | None = None,
+    evidence: Mapping[str, Evidence] | None = None,
 ) -> list[dict]:
     """Per-pack usage joined with what is installed, classified. Core nodes are not a removable pack.
 
     `current_package` maps each loaded class_type to its pack today, so history recorded while a pack
     was missing is credited to it once it is installed again. Counts follow `view` (with the node types'
-    daily `totals`); tiers always follow every prompt of every user.
+    daily `totals`); tiers always follow every prompt of every user. `evidence` maps a pack to a further
+    cap and its reasons (kept, used by saved workflows).
     """
     packs = {p.name: p for p in installed}
     entries: dict[str, dict] = {}
@@ -856,7 +1014,11 @@ def package_report(
         entries.setdefault(name, _empty_package(name))
     for name, entry in entries.items():
         pack = packs.get(name)
-        cap, reasons = _package_cap(pack)
+        cap, reasons = merge_evidence(_package_cap(pack), (evidence or {}).get(name))
+        status = classify(
+            last_used.get(name), first_installed.get(name, now), now,
+            installed=pack is not None, cap=cap, thresholds=thresholds,
+        )
         entry.update(
             total_nodes=len(pack.node_types) if pack else len(entry["nodes"]),
             installed=pack is not None and not pack.disabled,
@@ -865,11 +1027,8 @@ def package_report(
             frontend_only=bool(pack and pack.frontend_only),
             protected=bool(pack and pack.protected),
             first_installed=iso(first_installed.get(name)),
-            status=classify(
-                last_used.get(name), first_installed.get(name, now), now,
-                installed=pack is not None, cap=cap, thresholds=thresholds,
-            ),
-            reasons=reasons,
+            status=status,
+            reasons=[*status_reasons(status, last_used.get(name), first_installed.get(name)), *reasons],
         )
         entry["last_seen"] = iso(entry["last_seen"])
     return sorted(entries.values(), key=lambda e: (TIERS.index(e["status"]), e["package"].lower()))
@@ -924,12 +1083,14 @@ def model_report(
     thresholds: Thresholds = Thresholds(),
     view: View = View(),
     totals: dict[str, Totals] | None = None,
+    evidence: Mapping[tuple[str, str], Evidence] | None = None,
 ) -> list[dict]:
     """Per model type, every installed model and every used one, classified; types in name order.
 
     `same_file` maps (type, name) to the real path of the file, for folder types that share a directory:
     the same file listed under two types is used when either name is, so neither looks removable.
     Counts follow `view` (with the models' daily `totals`, keyed by model_key); tiers never do.
+    `evidence` maps (type, name) to a further cap and its reasons (kept, used by saved workflows).
     """
     usage = {(t, n): (count, first, last) for t, n, count, first, last in model_rows}
     _share_usage_between_names(usage, same_file or {})
@@ -939,19 +1100,19 @@ def model_report(
     for model_type, name in keys:
         count, first, last = usage.get((model_type, name), (0, None, None))
         is_installed = (model_type, name) in installed_keys
-        cap = "unused_new" if model_type in IMPLICIT_USE else None
+        implicit = (("unused_new", [IMPLICIT_USE[model_type]]) if model_type in IMPLICIT_USE and is_installed else (None, []))
+        cap, reasons = merge_evidence(implicit, (evidence or {}).get((model_type, name)) if is_installed else None)
+        status = classify(
+            last, first_installed.get((model_type, name), now), now, installed=is_installed, cap=cap, thresholds=thresholds
+        )
         row = {
             "model_name": name,
             **_count_fields(*_counted(model_key(model_type, name), count, first, last, view, totals)),
             "first_installed": iso(first_installed.get((model_type, name))),
             "installed": is_installed,
-            "status": classify(
-                last, first_installed.get((model_type, name), now), now,
-                installed=is_installed, cap=cap, thresholds=thresholds,
-            ),
+            "status": status,
+            "reasons": [*status_reasons(status, last, first_installed.get((model_type, name))), *reasons],
         }
-        if cap and is_installed:
-            row["reasons"] = [IMPLICIT_USE[model_type]]
         by_type.setdefault(model_type, []).append(row)
     return [
         {"model_type": t, "models": sorted(rows, key=lambda r: (TIERS.index(r["status"]), r["model_name"].lower()))}
@@ -1016,3 +1177,40 @@ def summary_report(store: UsageStore, view: View) -> dict:
 def _top(totals: dict, name: str) -> list[dict]:
     ranked = sorted(totals.items(), key=lambda entry: (-entry[1].prompts, entry[0]))
     return [{name: item, "count": t.prompts} for item, t in ranked[:TOP_ITEMS] if t.prompts]
+# --------------------------------------------------------------------------- evidence and reasons (issue 7)
+
+Evidence = tuple[str | None, list[str]]
+"""(cap, reasons): how far toward removal an item may go given what else we know of it, and why."""
+
+
+def merge_evidence(base: Evidence, extra: Evidence | None) -> Evidence:
+    """The stricter of two caps (the one nearer to 'used'), with the reasons of both."""
+    if extra is None:
+        return base
+    caps = [c for c in (base[0], extra[0]) if c is not None]
+    cap = min(caps, key=REMOVAL_ORDER.index) if caps else None
+    return cap, [*base[1], *extra[1]]
+
+
+def day(ts: int) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+
+
+def status_reasons(status: str, last_used: int | None, first_installed: int | None) -> list[str]:
+    """Why an item is not 'used', in words the UI shows as they are: the dates its tier comes from."""
+    if status == "used":
+        return []
+    if last_used is not None:
+        return [f"last used {day(last_used)}"] + (["no longer installed"] if status == "uninstalled" else [])
+    if status == "uninstalled":
+        return ["no longer installed; never used while tracked"]
+    return [f"never used since {day(first_installed)}" if first_installed is not None else "never used"]
+
+
+def _int64(value: int) -> int:
+    """An unsigned 64-bit number (an inode on some filesystems) as the signed integer SQLite stores."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _uint64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value

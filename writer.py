@@ -414,6 +414,10 @@ class Writer:
         for prompt_id in ready:
             del self._running[prompt_id], self._finished[prompt_id]
 
+    def extract(self, ts: float, prompt: dict) -> PromptUse:
+        """What one prompt used, read the way the hook's prompts are (the history import reads past prompts)."""
+        return self._extract(_Submitted(ts, prompt, "", DEFAULT_USER, True))
+
     def _extract(self, submitted: _Submitted) -> PromptUse:
         """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
         nodes: dict[str, str] = {}

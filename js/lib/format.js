@@ -71,8 +71,21 @@ export function splitModelPath(name) {
   return { folder: name.slice(0, cut), file: name.slice(cut) };
 }
 
-export function plural(count, word) {
-  return `${count.toLocaleString()} ${word}${count === 1 ? "" : "s"}`;
+export function plural(count, word, many = `${word}s`) {
+  return `${count.toLocaleString()} ${count === 1 ? word : many}`;
+}
+
+const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB"];
+
+/** 153755878605 -> "143.2 GB" (binary multiples, as file managers on most systems show them). */
+export function formatBytes(bytes) {
+  let value = Number(bytes) || 0;
+  let unit = 0;
+  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${BYTE_UNITS[unit]}`;
 }
 
 /** 0.9412 -> "94%"; no finished prompts -> "—". */

@@ -1,13 +1,15 @@
 /**
  * The Models tab: a tier summary across all types, one section per model type (sorted by tier, then
  * name), and the uninstalled models in one collapsed section at the bottom. Sections use the windowed
- * list, so a 20,000-model install renders a few dozen rows.
+ * list, so a 20,000-model install renders a few dozen rows. Each row shows its size and can be pinned
+ * ("keep") or ticked for a bulk move to quarantine (selection.js).
  */
-import { h } from "./dom.js";
-import { TIER_LABELS, modelTypeTitle, splitModelPath, tierRank } from "./format.js";
+import { h, icon } from "./dom.js";
+import { TIER_LABELS, formatBytes, modelTypeTitle, splitModelPath, tierRank } from "./format.js";
 import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
 import { section } from "./section.js";
-import { countByTier, summaryBar } from "./summary_bar.js";
+import { selectionBar } from "./selection.js";
+import { bytesByTier, countByTier, summaryBar } from "./summary_bar.js";
 import { virtualList } from "./virtual_list.js";
 
 /**
@@ -22,38 +24,46 @@ export function prepareModels(sections) {
   return { types: sections.map((s) => s.model_type), models };
 }
 
-export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, collapsed }) {
+export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, collapsed, selected, actions }) {
   const matching = query ? data.models.filter((model) => model.search.includes(query)) : data.models;
   const shown = tierFilter ? matching.filter((model) => model.status === tierFilter) : matching;
+  const bar = selectionBar({ selected, onMove: (models) => actions.quarantine(models) });
+  const rowContext = { selected, onToggle: bar.update, actions, onSelectRow };
   const byType = new Map(data.types.map((type) => [type, []]));
   const uninstalled = [];
   for (const model of shown) (model.status === "uninstalled" ? uninstalled : byType.get(model.model_type))?.push(model);
 
   const sections = [...byType].filter(([, models]) => models.length).map(([type, models]) => section({
     id: `models-${type}`, title: modelTypeTitle(type), count: models.length, collapsed,
-    buildBody: () => modelList(models, modelTypeTitle(type), false, onSelectRow),
+    buildBody: () => modelList(models, modelTypeTitle(type), false, rowContext),
   }));
   if (uninstalled.length) {
     sections.push(section({
       id: "models-uninstalled", title: TIER_LABELS.uninstalled, tier: "uninstalled", count: uninstalled.length, collapsed,
       collapsedByDefault: tierFilter !== "uninstalled",
-      buildBody: () => modelList(uninstalled, "Uninstalled models", true, onSelectRow),
+      buildBody: () => modelList(uninstalled, "Uninstalled models", true, rowContext),
     }));
   }
   return h("div", { className: "usage-stats-tab-body", "data-testid": "usage-stats-models" }, [
-    summaryBar({ counts: countByTier(matching), activeTier: tierFilter, onSelect: onTierFilter, label: "Models per tier" }),
+    summaryBar({
+      counts: countByTier(matching), bytes: bytesByTier(matching), activeTier: tierFilter, onSelect: onTierFilter, label: "Models per tier",
+    }),
+    bar.root,
     ...(sections.length ? sections : [nothingToShow(query ? `No model matches “${query}”.` : "No model files found.")]),
   ]);
 }
 
-function modelList(models, label, showType, onSelectRow) {
-  return virtualList({
-    items: models, label, testId: "usage-stats-model-list", renderRow: (model) => modelRow(model, showType, onSelectRow),
-  });
+function modelList(models, label, showType, context) {
+  return virtualList({ items: models, label, testId: "usage-stats-model-list", renderRow: (model) => modelRow(model, showType, context) });
 }
 
-/** name (its subfolder dimmed) | failed/rejected | prompts | last used | chart, with the tier as a coloured dot. */
-function modelRow(model, showType, onSelectRow) {
+const modelKey = (model) => `${model.model_type}\u0000${model.model_name}`;
+
+/**
+ * [tick] dot name (its subfolder dimmed) failures reasons [pin] | size | prompts | last used | chart;
+ * everything again in its tooltip.
+ */
+function modelRow(model, showType, { selected, onToggle, actions, onSelectRow }) {
   const { folder, file } = splitModelPath(model.model_name);
   const reasons = model.reasons?.length ? ` — ${model.reasons.join("; ")}` : "";
   return h("div", {
@@ -65,14 +75,39 @@ function modelRow(model, showType, onSelectRow) {
     "data-type": model.model_type,
     "data-status": model.status,
   }, [
+    model.installed ? h("input", {
+      type: "checkbox", className: "usage-stats-select", "aria-label": `Select ${model.model_name}`, "data-testid": "usage-stats-select",
+      checked: selected.has(modelKey(model)),
+      on: { change: (event) => { event.target.checked ? selected.set(modelKey(model), model) : selected.delete(modelKey(model)); onToggle(); } },
+    }) : h("span", { className: "usage-stats-select" }),
     statusDot(model.status),
     h("span", { className: "usage-stats-name" }, [
       h("span", { className: "usage-stats-folder", text: folder }),
       h("span", { className: "usage-stats-file", text: file }),
     ]),
     outcomeCell(model),
+    model.reasons?.length
+      ? h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: model.reasons.join("; ") })
+      : null,
+    model.installed ? keepButton(model, actions) : null,
+    h("span", { className: "usage-stats-size", title: sizeTitle(model), text: model.size == null ? "" : formatBytes(model.size) }),
     countCell(model.count),
     dateCell(model.last_seen),
     chartButton(model.model_name, () => onSelectRow({ kind: "model", id: `${model.model_type}/${model.model_name}`, label: model.model_name })),
   ]);
+}
+
+function keepButton(model, actions) {
+  const label = model.kept ? `Unpin ${model.model_name}` : `Keep ${model.model_name}: never suggest removing it`;
+  return h("button", {
+    className: "usage-stats-icon-button usage-stats-keep", type: "button", "aria-label": label, title: label,
+    "aria-pressed": String(Boolean(model.kept)), "data-testid": "usage-stats-keep",
+    on: { click: () => actions.keepModel(model, !model.kept) },
+  }, [icon(model.kept ? "pi-bookmark-fill" : "pi-bookmark")]);
+}
+
+function sizeTitle(model) {
+  if (model.link) return `a link to ${model.link}: moving it frees no space`;
+  if (model.same_file_as) return `the same file as ${model.same_file_as}: removing this name alone frees no space`;
+  return "size on disk";
 }

@@ -14,9 +14,10 @@ const FLAG_LABELS = {
   import_failed: "import failed",
   frontend_only: "front-end only",
   protected: "protected",
+  kept: "kept",
 };
 
-export function nodesTab({ packages, query, tierFilter, onTierFilter, onSelectRow, collapsed, expanded }) {
+export function nodesTab({ packages, query, tierFilter, onTierFilter, onSelectRow, collapsed, expanded, actions }) {
   const matching = packages.map((pack) => matchPackage(pack, query)).filter(Boolean);
   const sections = TIERS.filter((tier) => !tierFilter || tier === tierFilter).map((tier) => {
     const inTier = matching.filter((pack) => pack.status === tier);
@@ -27,7 +28,7 @@ export function nodesTab({ packages, query, tierFilter, onTierFilter, onSelectRo
       tier,
       collapsedByDefault: tier === "uninstalled" && tierFilter !== tier,
       collapsed,
-      buildBody: () => h("div", { role: "list" }, inTier.map((pack) => packageRow(pack, expanded, Boolean(query), onSelectRow))),
+      buildBody: () => h("div", { role: "list" }, inTier.map((pack) => packageRow(pack, expanded, Boolean(query), actions, onSelectRow))),
     });
   }).filter(Boolean);
   return h("div", { className: "usage-stats-tab-body", "data-testid": "usage-stats-nodes" }, [
@@ -43,7 +44,7 @@ function matchPackage(pack, query) {
   return nodes.length ? { ...pack, nodes } : null;
 }
 
-function packageRow(pack, expanded, openMatches, onSelectRow) {
+function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
   const details = h("div", { className: "usage-stats-details", id: `usage-stats-pack-${CSS.escape(pack.package)}` });
   const isOpen = () => expanded.has(pack.package) || (openMatches && pack.nodes.length > 0);
   const toggle = h("button", {
@@ -72,7 +73,7 @@ function packageRow(pack, expanded, openMatches, onSelectRow) {
   function show() {
     const open = isOpen();
     toggle.setAttribute("aria-expanded", String(open));
-    details.replaceChildren(...(open ? packageDetails(pack, onSelectRow) : []));
+    details.replaceChildren(...(open ? packageDetails(pack, actions, onSelectRow) : []));
   }
   show();
   return h("div", { className: "usage-stats-package", role: "listitem" }, [toggle, details]);
@@ -82,13 +83,14 @@ function flagChip(flag) {
   return h("span", { className: "usage-stats-flag", "data-flag": flag, text: FLAG_LABELS[flag] });
 }
 
-function packageDetails(pack, onSelectRow) {
+function packageDetails(pack, actions, onSelectRow) {
   const reasons = (pack.reasons ?? []).map((reason) => h("li", { text: reason }));
   const chart = h("div", { className: "usage-stats-details-actions" }, [
     chartButton(pack.package, () => onSelectRow({ kind: "package", id: pack.package, label: pack.package })),
   ]);
   return [
     reasons.length ? h("ul", { className: "usage-stats-reasons", "data-testid": "usage-stats-reasons" }, reasons) : null,
+    packageButtons(pack, actions),
     pack.nodes.length ? nodeTable(pack.nodes, onSelectRow) : h("p", { className: "usage-stats-note", text: `None of its ${plural(pack.total_nodes, "node")} has been used yet.` }),
     chart,
   ].filter(Boolean);
@@ -104,4 +106,17 @@ function nodeTable(nodes, onSelectRow) {
     h("td", {}, [chartButton(node.class_type, () => onSelectRow({ kind: "node", id: node.class_type, label: node.class_type }))]),
   ]));
   return h("table", { className: "usage-stats-node-table" }, [h("thead", {}, [header]), h("tbody", {}, rows)]);
+}
+
+/** Keep / unpin, and disable / enable (never for ComfyUI-Manager or this extension, nor for a pack that is gone). */
+function packageButtons(pack, actions) {
+  const installedOrDisabled = pack.installed || pack.disabled;
+  if (!installedOrDisabled) return null;
+  const button = (text, testId, onClick) => h("button", { className: "usage-stats-button", type: "button", text, "data-testid": testId, on: { click: onClick } });
+  return h("div", { className: "usage-stats-package-actions" }, [
+    button(pack.kept ? "Unpin" : "Keep (never suggest removing)", "usage-stats-keep-pack", () => actions.keepPack(pack, !pack.kept)),
+    pack.protected ? null : pack.disabled
+      ? button("Enable", "usage-stats-enable-pack", () => actions.setPackEnabled(pack, true))
+      : button("Disable", "usage-stats-disable-pack", () => actions.setPackEnabled(pack, false)),
+  ]);
 }

@@ -1,28 +1,29 @@
 /**
- * The Usage Stats panel: header (range, export, refresh, reset), the range's summary and chart, Nodes | Models
- * tabs, search box and the active tab. It reloads by itself when a prompt finishes while it is on screen.
+ * The Usage Stats panel: header (export, refresh, history import, reset), the range's summary and chart,
+ * Nodes | Models | Duplicates | Quarantine tabs, search box and the active tab. It reloads by itself when a prompt finishes while it is on screen.
  * State lives here, outside the DOM, because the sidebar may hand render() a fresh or a reused element
  * at any time; mount() rebuilds the DOM from that state and reloads the data.
  */
-import { app } from "../../../scripts/app.js";
 import { h, icon } from "./dom.js";
 import {
-  exportUrl, fetchHistory, fetchModels, fetchPackages, fetchRealtime, fetchStatus, fetchSummary, onPromptFinished, resetStats,
+  exportUrl, fetchActions, fetchDuplicates, fetchHistory, fetchModels, fetchPackages, fetchQuarantine, fetchRealtime,
+  fetchStatus, fetchSummary, onPromptFinished,
 } from "./api.js";
-import { plural } from "./format.js";
+import { createActions } from "./actions.js";
+import { duplicatesView } from "./duplicates_view.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
 import { overview } from "./overview.js";
+import { quarantineView } from "./quarantine_view.js";
 import { rangeSwitch, userSelect } from "./view_switch.js";
 
-const TABS = [["nodes", "Nodes"], ["models", "Models"]];
-const EXPORTS = { nodes: "packages", models: "models" };
+const TABS = [["nodes", "Nodes"], ["models", "Models"], ["duplicates", "Duplicates"], ["quarantine", "Quarantine"]];
 const RELOAD_AFTER_RUN_MS = 1000;
 
 export function createPanel() {
   const state = {
     tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, selection: null,
-    collapsed: new Map(), expanded: new Set(), data: null, error: null, loading: false,
+    collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, error: null, loading: false,
   };
   let view = null;
   let loadId = 0;
@@ -32,6 +33,7 @@ export function createPanel() {
     clearTimeout(reloadTimer);
     reloadTimer = setTimeout(() => load(), RELOAD_AFTER_RUN_MS);
   });
+  const actions = createActions(() => load());
 
   function mount(el) {
     view = buildView();
@@ -42,13 +44,14 @@ export function createPanel() {
 
   function buildView() {
     const refresh = iconButton("pi-refresh", "Refresh", "usage-stats-refresh", () => load());
-    const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => confirmAndReset());
     const download = h("a", {
       className: "usage-stats-icon-button", "aria-label": "Export as CSV", title: "Export this tab as CSV", download: "",
       "data-testid": "usage-stats-export",
     }, [icon("pi-download")]);
     const range = h("div", { className: "usage-stats-range-box" });
     const summary = h("div", { className: "usage-stats-overview-box" });
+    const history = iconButton("pi-history", "Import history from my outputs", "usage-stats-import-history", () => actions.importHistory());
+    const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => actions.reset(state.data?.status.prompts_recorded ?? 0));
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
       "aria-controls": "usage-stats-tabpanel", text: label, on: { click: () => selectTab(id) },
@@ -61,7 +64,7 @@ export function createPanel() {
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
-        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, reset,
+        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, history, reset,
       ]),
       range,
       summary,
@@ -105,13 +108,16 @@ export function createPanel() {
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models, summary, live, history] = await Promise.all([
+      const [status, packages, models, summary, live, quarantine, log, duplicates, history] = await Promise.all([
         fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range), fetchRealtime(),
-        selection ? fetchHistory({ ...selection, ...range }) : null,
+        fetchQuarantine(), fetchActions(), fetchDuplicates(), selection ? fetchHistory({ ...selection, ...range }) : null,
       ]);
       if (id !== loadId) return;
       if (selection) selection.series = history.series;
-      Object.assign(state, { data: { status, packages, summary, live, models: prepareModels(models) }, error: null });
+      Object.assign(state, {
+        data: { status, packages, summary, live, models: prepareModels(models), quarantine, log, duplicates }, error: null,
+      });
+      state.selected.clear();  // a selection of rows that may have moved since
     } catch (error) {
       if (id !== loadId) return;
       state.error = error.message || String(error);
@@ -134,7 +140,7 @@ export function createPanel() {
       rangeSwitch({ days: state.days, onSelect: selectDays }),
       userSelect({ users, user: state.user, onSelect: selectUser }),
     ].filter(Boolean));
-    view.download.href = exportUrl({ what: EXPORTS[state.tab], format: "csv", days: state.days, user: state.user ?? undefined });
+    view.download.href = exportUrl({ what: state.tab === "nodes" ? "packages" : "models", format: "csv", days: state.days, user: state.user ?? undefined });
     view.summary.replaceChildren(...(state.data
       ? [overview({ ...state.data, selection: state.selection, onClearSelection: () => selectRow(null) })]
       : []));
@@ -161,33 +167,16 @@ export function createPanel() {
       : null;
     const onTierFilter = (tier) => { state.tierFilter[state.tab] = tier; renderContent(); };
     const common = { query: state.query.trim().toLowerCase(), collapsed: state.collapsed, onSelectRow: selectRow };
-    const body = state.tab === "nodes"
-      ? nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter })
-      : modelsTab({ ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter });
-    return [empty, body].filter(Boolean);
-  }
-
-  /** Reset deletes history for good, so it asks first and says exactly what goes. */
-  async function confirmAndReset() {
-    const recorded = state.data?.status.prompts_recorded ?? 0;
-    const message = `This deletes the record of ${plural(recorded, "prompt")}: every node, pack and model usage count and `
-      + "last-used date. Installed files are not touched. This cannot be undone.";
-    const dialog = app.extensionManager?.dialog;
-    const confirmed = dialog?.confirm
-      ? await dialog.confirm({ title: "Reset usage stats?", message, type: "delete" })
-      : window.confirm(message);
-    if (confirmed !== true) return;
-    try {
-      await resetStats();
-      notify("success", "Usage stats reset", "Recording starts again with the next prompt.");
-    } catch (error) {
-      notify("error", "Reset failed", error.message);
-    }
-    await load();
-  }
-
-  function notify(severity, summary, detail) {
-    app.extensionManager?.toast?.add({ severity, summary, detail, life: 4000 });
+    const bodies = {
+      nodes: () => nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter, actions }),
+      models: () => modelsTab({
+        ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter,
+        selected: state.selected, actions,
+      }),
+      duplicates: () => duplicatesView({ status: state.data.duplicates }),
+      quarantine: () => quarantineView({ quarantine: state.data.quarantine, log: state.data.log, actions }),
+    };
+    return [empty, bodies[state.tab]()].filter(Boolean);
   }
 
   return { mount, load };

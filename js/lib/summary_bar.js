@@ -1,8 +1,11 @@
-/** The row of tier badges above a tab: a count per tier; clicking one shows only that tier, again shows all. */
+/**
+ * The row of tier badges above a tab: a count per tier (and, for models, the space it holds); clicking one
+ * shows only that tier, again shows all.
+ */
 import { h } from "./dom.js";
-import { TIERS, TIER_LABELS } from "./format.js";
+import { TIERS, TIER_LABELS, formatBytes } from "./format.js";
 
-export function summaryBar({ counts, activeTier, onSelect, label }) {
+export function summaryBar({ counts, bytes = null, activeTier, onSelect, label }) {
   const badges = TIERS.map((tier) => h("button", {
     className: "usage-stats-badge",
     type: "button",
@@ -15,6 +18,9 @@ export function summaryBar({ counts, activeTier, onSelect, label }) {
     h("span", { className: "usage-stats-dot", "data-tier": tier, "aria-hidden": "true" }),
     h("span", { className: "usage-stats-badge-label", text: TIER_LABELS[tier] }),
     h("span", { className: "usage-stats-badge-count", text: (counts[tier] ?? 0).toLocaleString() }),
+    bytes && tier !== "uninstalled"
+      ? h("span", { className: "usage-stats-badge-bytes", "data-testid": "usage-stats-badge-bytes", text: formatBytes(bytes[tier] ?? 0) })
+      : null,
   ]));
   return h("div", { className: "usage-stats-summary", role: "group", "aria-label": label, "data-testid": "usage-stats-summary" }, badges);
 }
@@ -24,4 +30,11 @@ export function countByTier(items) {
   const counts = {};
   for (const item of items) counts[item.status] = (counts[item.status] ?? 0) + 1;
   return counts;
+}
+
+/** { tier: bytes removing them would free } (each file once: the server's counted_bytes). */
+export function bytesByTier(models) {
+  const bytes = {};
+  for (const model of models) bytes[model.status] = (bytes[model.status] ?? 0) + (model.counted_bytes ?? 0);
+  return bytes;
 }

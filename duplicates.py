@@ -1,0 +1,105 @@
+"""Exact duplicates among the listed model files, and the bytes each group wastes.
+
+Why a module of its own: hashing is the one thing here that reads whole files, so it has its own rules.
+Files are first grouped by size (stat only: 20,000 files take well under a second); only sizes shared by
+two or more distinct files (hard links of one file are not duplicates) are hashed, streamed in 1 MiB
+chunks in a cancellable background job (jobs.py). A hash is cached by (device, inode, size, mtime), so an
+unchanged file is never hashed twice, across restarts too (the cache is in our database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Callable
+
+from .jobs import Progress
+
+CHUNK_BYTES = 1 << 20
+SAVE_EVERY = 64
+"""Hashes handed to the writer in batches, so a cancelled or crashed scan keeps most of its work."""
+
+Stamp = tuple[int, int, int, int]
+"""(device, inode, size, mtime in ns): a file's content is taken as unchanged while all four are."""
+
+
+def size_groups(installed: dict[str, list[str]], full_path: Callable[[str, str], str | None]) -> dict[int, dict]:
+    """size -> {stamp: (path, [(type, name), ...])} for sizes that two or more distinct files share.
+
+    Every name of one file (hard links, symlinks, shared folders) sits under that file's one stamp.
+    """
+    by_size: dict[int, dict[Stamp, tuple[str, list]]] = {}
+    for model_type, names in installed.items():
+        for name in names:
+            path = full_path(model_type, name)
+            try:
+                st = os.stat(path) if path else None
+            except (OSError, ValueError):
+                st = None
+            if st is None or st.st_size == 0:
+                continue
+            stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            files = by_size.setdefault(st.st_size, {})
+            files.setdefault(stamp, (os.path.realpath(path), []))[1].append((model_type, name))
+    return {size: files for size, files in by_size.items() if len(files) > 1}
+
+
+def hash_file(path: str, progress: Progress) -> str:
+    """BLAKE2b of the file's content, read in chunks; progress counts bytes and stops here if cancelled."""
+    digest = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+            progress.step(len(chunk))
+    return digest.hexdigest()
+
+
+def find_duplicates(
+    installed: dict[str, list[str]],
+    full_path: Callable[[str, str], str | None],
+    cached: dict[Stamp, str],
+    save: Callable[[list[tuple[Stamp, str]]], None],
+    progress: Progress,
+) -> dict:
+    """Groups of files with the same content, largest waste first; hashes only what the cache lacks."""
+    groups = size_groups(installed, full_path)
+    progress.unit = "bytes"
+    progress.total = sum(size * len(files) for size, files in groups.items())
+    by_content: dict[tuple[int, str], list] = {}
+    fresh: list[tuple[Stamp, str]] = []
+    hashed = 0
+    for size, files in sorted(groups.items()):
+        for stamp, (path, names) in files.items():
+            digest = cached.get(stamp)
+            if digest is None:
+                try:
+                    digest = hash_file(path, progress)
+                except OSError:
+                    continue  # vanished or unreadable: not known to be a duplicate of anything
+                hashed += 1
+                fresh.append((stamp, digest))
+                if len(fresh) >= SAVE_EVERY:
+                    save(fresh)
+                    fresh = []
+            else:
+                progress.step(size)
+            by_content.setdefault((size, digest), []).append(names)
+    if fresh:
+        save(fresh)
+    duplicates = [
+        {
+            "size": size,
+            "hash": digest,
+            "wasted_bytes": size * (len(files) - 1),
+            "files": [[{"model_type": t, "model_name": n} for t, n in names] for names in files],
+        }
+        for (size, digest), files in by_content.items()
+        if len(files) > 1
+    ]
+    duplicates.sort(key=lambda group: -group["wasted_bytes"])
+    return {
+        "groups": duplicates,
+        "wasted_bytes": sum(g["wasted_bytes"] for g in duplicates),
+        "files_hashed": hashed,
+        "files_compared": sum(len(files) for files in groups.values()),
+    }

@@ -1,0 +1,67 @@
+"""What else we know of an item besides its prompt history, as the (cap, reasons) the classifier takes.
+
+Why a module of its own: the keep list and saved workflows are two kinds of evidence with one effect, a cap on
+how far toward removal an item may go plus a reason the user can check. Collecting them here keeps
+tracker.classify the one place that decides a tier, and keeps each source (workflows.py, the keep list in
+the store) ignorant of the other.
+"""
+
+from __future__ import annotations
+
+from .tracker import Evidence, merge_evidence
+from .workflows import SavedWorkflows, model_references, package_references
+
+WORKFLOW_CAP = "consider_removing"
+"""A saved workflow may be stale, so it keeps an item out of safe_to_remove but not out of consider_removing."""
+KEEP_CAP = "unused_new"
+"""A pinned item is never suggested for removal (the same cap as ComfyUI-Manager and this extension)."""
+NAMES_SHOWN = 3
+
+
+def used_by_workflows(names: list[str]) -> Evidence:
+    shown = ", ".join(names[:NAMES_SHOWN]) + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+    noun = "saved workflow" if len(names) == 1 else "saved workflows"
+    return WORKFLOW_CAP, [f"used by {len(names)} {noun}: {shown}"]
+
+
+KEPT: Evidence = (KEEP_CAP, ["kept: you pinned it, so it is never suggested for removal"])
+
+
+def combine(workflow_refs: dict, kept_keys) -> dict:
+    """key -> Evidence, from the workflows naming each key and the set of pinned keys."""
+    evidence: dict = {key: used_by_workflows(sorted(set(names))) for key, names in workflow_refs.items()}
+    for key in kept_keys:
+        evidence[key] = merge_evidence(KEPT, evidence.get(key))
+    return evidence
+
+
+class EvidenceSource:
+    """The evidence for a report being built: saved workflows (re-read when they change) and the keep list."""
+
+    def __init__(self, workflows: SavedWorkflows):
+        self.workflows = workflows
+
+    def version(self) -> int:
+        """Changes whenever a saved workflow changed (the keep list changes the store's version)."""
+        self.workflows.scan()
+        return self.workflows.version
+
+    def for_models(self, store, installed: dict[str, list[str]]):
+        """(evidence, workflow references, kept keys) for model_report, keyed by (type, name)."""
+        references = model_references(self.workflows.scan(), installed)
+        kept = {(t, n) for (kind, t, n) in store.kept() if kind == "model"}
+        return combine(references, kept), references, kept
+
+    def for_packages(self, store, package_of: dict[str, str]):
+        """(evidence, workflow references, kept names) for package_report, keyed by pack name."""
+        references = package_references(self.workflows.scan(), package_of)
+        kept = {n for (kind, _t, n) in store.kept() if kind == "package"}
+        return combine(references, kept), references, kept
+
+
+def mark_rows(rows, key_of, references: dict, kept: set) -> None:
+    """Give each report row the workflows that name it and its pin, for the UI."""
+    for row in rows:
+        key = key_of(row)
+        row["workflows"] = sorted(set(references.get(key, ())))
+        row["kept"] = key in kept

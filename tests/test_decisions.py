@@ -1,0 +1,442 @@
+"""Issue 7's pure rules, on real files: sizes and what each tier frees, saved-workflow references, the keep
+list, and the quarantine's safety checks (against tests/fake_comfyui's faithful folder_paths)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from comfyui import place_file
+from usage_stats import actions, disk, evidence, workflows
+from usage_stats.tracker import DAY, model_report, package_report, InstalledPackage
+
+NOW = 1_800_000_000
+
+
+# --------------------------------------------------------------------------- sizes
+
+
+def listed(fake_comfy):
+    fp = fake_comfy.folder_paths
+    return {t: [n.replace("\\", "/") for n in fp.get_filename_list(t)] for t in ("checkpoints", "vae")}
+
+
+def test_hard_links_count_once_and_symlinks_are_shown_as_links_that_free_nothing(fake_comfy, tmp_path):
+    ckpt = fake_comfy.models / "checkpoints"
+    place_file(ckpt / "big model ü.safetensors", b"a" * 1000)
+    os.link(ckpt / "big model ü.safetensors", ckpt / "hardlink.safetensors")
+    outside = place_file(tmp_path / "elsewhere" / "target.safetensors", b"b" * 300)
+    (ckpt / "link.safetensors").symlink_to(outside)
+    installed = listed(fake_comfy)
+    infos = disk.stat_listing(installed, fake_comfy.folder_paths.get_full_path)
+    first = {("checkpoints", n): NOW - 90 * DAY for n in installed["checkpoints"]}
+    report = model_report([], installed, first, NOW, disk.identities(infos))
+    disk.attach_sizes(report, infos)
+    rows = {r["model_name"]: r for r in report[0]["models"]}
+    assert rows["big model ü.safetensors"]["size"] == rows["hardlink.safetensors"]["size"] == 1000
+    assert sorted(r["counted_bytes"] for r in rows.values()) == [0, 0, 1000]
+    assert rows["link.safetensors"]["link"] == str(outside) and rows["link.safetensors"]["counted_bytes"] == 0
+    assert disk.totals(report)["tiers"]["safe_to_remove"] == {"bytes": 1000, "files": 3}
+
+
+def test_a_used_name_makes_every_other_name_of_the_same_file_used(fake_comfy):
+    ckpt = fake_comfy.models / "checkpoints"
+    place_file(ckpt / "a.safetensors", b"a" * 10)
+    os.link(ckpt / "a.safetensors", ckpt / "b.safetensors")
+    installed = listed(fake_comfy)
+    infos = disk.stat_listing(installed, fake_comfy.folder_paths.get_full_path)
+    first = {("checkpoints", n): NOW - 90 * DAY for n in installed["checkpoints"]}
+    rows = [("checkpoints", "a.safetensors", 1, NOW - DAY, NOW - DAY)]
+    report = model_report(rows, installed, first, NOW, disk.identities(infos))
+    assert {r["model_name"]: r["status"] for r in report[0]["models"]} == {"a.safetensors": "used", "b.safetensors": "used"}
+
+
+def test_bytes_of_a_shared_file_go_to_its_name_nearest_to_used(fake_comfy):
+    place_file(fake_comfy.models / "checkpoints" / "shared.safetensors", b"x" * 50)
+    (fake_comfy.models / "vae").mkdir()
+    os.link(fake_comfy.models / "checkpoints" / "shared.safetensors", fake_comfy.models / "vae" / "shared.safetensors")
+    installed = listed(fake_comfy)
+    infos = disk.stat_listing(installed, fake_comfy.folder_paths.get_full_path)
+    report = [
+        {"model_type": t, "models": [{"model_name": "shared.safetensors", "status": status, "installed": True}]}
+        for t, status in (("checkpoints", "safe_to_remove"), ("vae", "used"))
+    ]
+    disk.attach_sizes(report, infos)
+    totals = disk.totals(report)["tiers"]
+    assert totals["safe_to_remove"]["bytes"] == 0 and totals["used"]["bytes"] == 50
+    assert report[0]["models"][0]["same_file_as"] == "vae/shared.safetensors"
+
+
+# --------------------------------------------------------------------------- saved workflows and the keep list
+
+UI_WORKFLOW = {
+    "nodes": [{"id": 1, "type": "CheckpointLoaderSimple", "widgets_values": ["portrait.safetensors"]}],
+    "definitions": {"subgraphs": [
+        {"nodes": [{"id": 2, "type": "PackNode", "widgets_values": ["sub\\in subgraph.safetensors", 7]}]},
+    ]},
+}
+
+
+def save_workflow(base, name, data, user="default"):
+    path = base / "user" / user / "workflows" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_saved_workflows_name_models_and_node_types_in_subgraphs_and_in_the_api_format(fake_comfy):
+    save_workflow(fake_comfy.base, "portrait.json", UI_WORKFLOW)
+    save_workflow(fake_comfy.base, "folder/api.json", {"5": {"class_type": "VAELoader", "inputs": {"vae_name": "v.safetensors"}}})
+    save_workflow(fake_comfy.base, "broken.json", "{not json")
+    save_workflow(fake_comfy.base, "deep.json", "[" * 100_000 + "]" * 100_000)
+    save_workflow(fake_comfy.base, "theirs.json", UI_WORKFLOW, user="alice")
+    found = workflows.SavedWorkflows().scan()
+    assert set(found) == {"portrait.json", "folder/api.json", "broken.json", "deep.json", "alice: theirs.json"}
+    assert found["portrait.json"].node_types == {"CheckpointLoaderSimple", "PackNode"}
+    assert "sub/in subgraph.safetensors" in found["portrait.json"].values
+    installed = {"checkpoints": ["portrait.safetensors", "sub/in subgraph.safetensors"], "vae": ["v.safetensors"]}
+    references = workflows.model_references(found, installed)
+    assert sorted(references[("checkpoints", "portrait.safetensors")]) == ["alice: theirs.json", "portrait.json"]
+    assert references[("vae", "v.safetensors")] == ["folder/api.json"]
+    assert workflows.package_references(found, {"PackNode": "Pack"}) == {"Pack": ["alice: theirs.json", "portrait.json"]}
+
+
+def test_the_scan_version_changes_only_when_a_workflow_changes(fake_comfy):
+    saved = workflows.SavedWorkflows()
+    path = save_workflow(fake_comfy.base, "a.json", UI_WORKFLOW)
+    saved.scan()
+    version = saved.version
+    saved.scan()
+    assert saved.version == version
+    path.write_text(json.dumps({"nodes": []}) + " " * 10)
+    saved.scan()
+    assert saved.version == version + 1
+
+
+def test_a_model_in_a_saved_workflow_is_never_safe_to_remove_and_says_which_workflows():
+    installed = {"checkpoints": ["old.safetensors", "other.safetensors"]}
+    first = {("checkpoints", n): NOW - 400 * DAY for n in installed["checkpoints"]}
+    refs = {("checkpoints", "old.safetensors"): ["portrait.json", "upscale.json"]}
+    report = model_report([], installed, first, NOW, evidence=evidence.combine(refs, set()))
+    rows = {r["model_name"]: r for r in report[0]["models"]}
+    assert rows["old.safetensors"]["status"] == "consider_removing"
+    assert rows["old.safetensors"]["reasons"] == [
+        "never used since 2025-12-11", "used by 2 saved workflows: portrait.json, upscale.json"
+    ]
+    assert rows["other.safetensors"]["status"] == "safe_to_remove"
+    assert rows["other.safetensors"]["reasons"] == ["never used since 2025-12-11"]
+
+
+def test_a_kept_item_is_never_suggested_for_removal():
+    kept = evidence.combine({}, {("checkpoints", "pinned.safetensors")})
+    report = model_report([("checkpoints", "pinned.safetensors", 1, NOW - 300 * DAY, NOW - 300 * DAY)],
+                          {"checkpoints": ["pinned.safetensors"]}, {}, NOW, evidence=kept)
+    row = report[0]["models"][0]
+    assert row["status"] == "unused_new" and row["reasons"][0].startswith("last used ") and "kept" in row["reasons"][1]
+    packs = package_report([], [InstalledPackage("Pack", ["N"])], {"N": "Pack"}, {"Pack": NOW - 300 * DAY}, NOW,
+                           evidence=evidence.combine({"Pack": ["a.json"]}, {"Pack"}))
+    assert packs[0]["status"] == "unused_new" and len(packs[0]["reasons"]) == 3
+
+
+def test_every_status_but_used_has_a_reason():
+    rows = [("checkpoints", "gone.safetensors", 2, NOW - 10 * DAY, NOW - 10 * DAY),
+            ("checkpoints", "fresh.safetensors", 1, NOW - DAY, NOW - DAY)]
+    installed = {"checkpoints": ["fresh.safetensors", "new.safetensors", "idle.safetensors"]}
+    first = {("checkpoints", "idle.safetensors"): NOW - 45 * DAY}
+    for row in model_report(rows, installed, first, NOW)[0]["models"]:
+        assert bool(row["reasons"]) == (row["status"] != "used"), row
+
+
+# --------------------------------------------------------------------------- quarantine safety
+
+
+@pytest.fixture
+def quarantine_setup(fake_comfy, store):
+    place_file(fake_comfy.models / "checkpoints" / "sub dir" / "ünïcode model.safetensors", b"m" * 64)
+    place_file(fake_comfy.models / "vae" / "keep.safetensors", b"v")
+    place_file(fake_comfy.base / "secret.safetensors", b"s")
+    return fake_comfy, store, listed(fake_comfy)
+
+
+def tree(base):
+    return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+
+def test_quarantine_moves_the_file_outside_every_registered_folder_and_restore_puts_it_back(quarantine_setup):
+    fake_comfy, store, installed = quarantine_setup
+    name = "sub dir/ünïcode model.safetensors"
+    moved = actions.quarantine(store, "checkpoints", name, installed, by="127.0.0.1")
+    quarantine = fake_comfy.models / ".usage-stats-quarantine"
+    assert moved["to"] == str(quarantine / "checkpoints" / "sub dir" / "ünïcode model.safetensors")
+    assert name not in fake_comfy.folder_paths.get_filename_list("checkpoints")
+    assert not any(moved["to"].startswith(f + os.sep) for f in actions.registered_folders())
+    [entry] = store.quarantined()
+    actions.restore(store, entry["id"], by="127.0.0.1")
+    assert (fake_comfy.models / "checkpoints" / name).read_bytes() == b"m" * 64
+    assert store.quarantined() == [] and [a["action"] for a in store.actions()] == ["restore", "quarantine"]
+
+
+@pytest.mark.parametrize("model_type, name", [
+    ("checkpoints", "../../secret.safetensors"),
+    ("checkpoints", "/etc/passwd"),
+    ("checkpoints", "sub dir/../../vae/keep.safetensors"),
+    ("checkpoints", "missing.safetensors"),
+    ("nonexistent", "keep.safetensors"),
+])
+def test_refused_quarantines_change_nothing_on_disk(quarantine_setup, model_type, name):
+    fake_comfy, store, installed = quarantine_setup
+    before = tree(fake_comfy.base)
+    with pytest.raises(actions.ActionRefused):
+        actions.quarantine(store, model_type, name, installed, by="test")
+    assert tree(fake_comfy.base) == before and store.actions() == []
+
+
+def test_a_quarantine_folder_inside_a_registered_folder_is_never_used(quarantine_setup):
+    fake_comfy, store, installed = quarantine_setup
+    fake_comfy.folder_paths.add_model_folder_path("everything", str(fake_comfy.models))
+    moved = actions.quarantine(store, "vae", "keep.safetensors", installed, by="test")
+    assert moved["to"] == str(fake_comfy.base / ".usage-stats-quarantine" / "vae" / "keep.safetensors")
+
+
+def test_restore_never_overwrites_a_file_that_came_back(quarantine_setup):
+    fake_comfy, store, installed = quarantine_setup
+    actions.quarantine(store, "vae", "keep.safetensors", installed, by="test")
+    place_file(fake_comfy.models / "vae" / "keep.safetensors", b"new")
+    with pytest.raises(actions.ActionRefused, match="exists again"):
+        actions.restore(store, store.quarantined()[0]["id"], by="test")
+    assert (fake_comfy.models / "vae" / "keep.safetensors").read_bytes() == b"new"
+
+
+def test_empty_deletes_only_after_the_exact_size_is_confirmed(quarantine_setup):
+    fake_comfy, store, installed = quarantine_setup
+    actions.quarantine(store, "checkpoints", "sub dir/ünïcode model.safetensors", installed, by="test")
+    with pytest.raises(actions.ActionRefused, match="holds 64 bytes in 1 files"):
+        actions.empty(store, 63, by="test")
+    assert len(store.quarantined()) == 1
+    assert actions.empty(store, 64, by="test") == {"deleted": 1, "bytes": 64}
+    assert not list((fake_comfy.models / ".usage-stats-quarantine").rglob("*.safetensors"))
+
+
+def test_packs_move_to_and_from_the_disabled_folder_but_never_the_manager_or_us(fake_comfy, store):
+    (fake_comfy.base / "custom_nodes" / "SomePack").mkdir(parents=True)
+    (fake_comfy.base / "custom_nodes" / "ComfyUI-Manager").mkdir()
+    actions.disable_pack(store, "SomePack", own_pack="us", by="test")
+    assert (fake_comfy.base / "custom_nodes" / ".disabled" / "SomePack").is_dir()
+    actions.enable_pack(store, "SomePack", own_pack="us", by="test")
+    assert (fake_comfy.base / "custom_nodes" / "SomePack").is_dir()
+    for name in ("ComfyUI-Manager", "us", "../x", ".disabled"):
+        with pytest.raises(actions.ActionRefused):
+            actions.disable_pack(store, name, own_pack="us", by="test")
+
+
+@pytest.mark.parametrize("listen, beyond", [
+    (None, False), ("127.0.0.1", False), ("localhost,::1", False), ("0.0.0.0", True), ("127.0.0.1,192.168.1.5", True),
+    ("0.0.0.0,::", True), ("myhost", True),
+])
+def test_which_listen_addresses_are_beyond_loopback(listen, beyond):
+    assert actions.listens_beyond_loopback(listen) is beyond
+
+
+# --------------------------------------------------------------------------- who may act, over HTTP
+
+
+def answer(listen: str, allow: bool, path: str = "/nodes-stats/quarantine") -> tuple[int, dict]:
+    """POST an action to a real aiohttp app holding our routes, with ComfyUI said to listen on `listen`."""
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from usage_stats.routes import DecisionsApi, StatsApi, register_routes
+    from usage_stats.settings import CONFIG_FIELDS, Config
+
+    routes = web.RouteTableDef()
+    api = StatsApi(writer=None)
+    config = Config(CONFIG_FIELDS, {"allow_remote_actions": allow})
+    register_routes(routes, api, DecisionsApi(api, config, listen=lambda: listen))
+    app = web.Application()
+    app.add_routes(routes)
+
+    async def run():
+        async with TestClient(TestServer(app)) as client:
+            response = await client.post(path, json={"models": []})
+            return response.status, await response.json()
+
+    return asyncio.run(run())
+
+
+def test_actions_are_refused_while_comfyui_listens_beyond_loopback_unless_the_setting_allows():
+    status, data = answer("0.0.0.0", allow=False)
+    assert status == 403 and "allow_remote_actions" in data["error"]
+    status, data = answer("0.0.0.0", allow=True)
+    assert status == 400 and "confirm" in data["error"]  # past the check, stopped by the missing confirmation
+    assert answer("127.0.0.1", allow=False)[0] == 400
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_duplicates_are_files_of_equal_content_not_equal_size_nor_other_names_of_one_file(fake_comfy, store):
+    from usage_stats.duplicates import find_duplicates
+    from usage_stats.jobs import Job
+
+    ckpt, vae = fake_comfy.models / "checkpoints", fake_comfy.models / "vae"
+    place_file(ckpt / "copy one ü.safetensors", b"D" * 3000)
+    place_file(vae / "copy two with spaces.safetensors", b"D" * 3000)
+    place_file(ckpt / "same size other content.safetensors", b"E" * 3000)
+    os.link(ckpt / "copy one ü.safetensors", ckpt / "hard link.safetensors")
+    (ckpt / "symlink.safetensors").symlink_to(ckpt / "copy one ü.safetensors")
+    place_file(ckpt / "unique.safetensors", b"U" * 10)
+    installed = listed(fake_comfy)
+    saved = []
+
+    def run(cached):
+        job = Job("test")
+        full_path = fake_comfy.folder_paths.get_full_path
+        job.start(lambda progress: find_duplicates(installed, full_path, cached, saved.extend, progress))
+        job.wait(10)
+        assert job.state == "done", job.status()
+        return job.result
+
+    result = run({})
+    [group] = result["groups"]
+    names = sorted(sorted(f["model_name"] for f in copy) for copy in group["files"])
+    one_file = ["copy one ü.safetensors", "hard link.safetensors", "symlink.safetensors"]
+    assert names == [one_file, ["copy two with spaces.safetensors"]]
+    assert group["wasted_bytes"] == result["wasted_bytes"] == 3000
+    assert result["files_hashed"] == 3  # the three 3000-byte files; the 10-byte one shares its size with nothing
+    store.save_hashes(saved)
+    again = run(store.cached_hashes())
+    assert again["files_hashed"] == 0 and again["groups"] == result["groups"]
+
+
+def test_a_cancelled_job_stops_and_says_so():
+    from usage_stats.jobs import Job
+
+    job = Job("test")
+
+    def forever(progress):
+        while True:
+            progress.step()
+
+    assert job.start(forever) and not job.start(forever)
+    assert job.cancel()
+    job.wait(5)
+    assert job.status()["state"] == "cancelled"
+
+
+def test_inodes_beyond_the_signed_64_bit_range_are_cached(store):
+    stamp = ((1 << 64) - 5, (1 << 63) + 7, 10, 123)
+    store.save_hashes([(stamp, "abc")])
+    assert store.cached_hashes() == {stamp: "abc"}
+
+
+# --------------------------------------------------------------------------- history from past outputs
+
+PAST_PROMPT = {"3": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "past.safetensors"}},
+               "9": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "ComfyUI"}}}
+
+
+def save_png(path, prompt_text=None, workflow=None, mtime=NOW - 200 * DAY):
+    """An image written the way ComfyUI's SaveImage writes it: PIL with PngInfo text chunks."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    metadata = PngInfo()
+    if prompt_text is not None:
+        metadata.add_text("prompt", prompt_text)
+    metadata.add_text("workflow", json.dumps(workflow or {"nodes": []}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(path, pnginfo=metadata, compress_level=4)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_png_text_reads_savimage_chunks_and_survives_truncated_and_hostile_files(tmp_path):
+    import zlib
+
+    from usage_stats.outputs import png_text, prompt_of
+
+    whole = save_png(tmp_path / "ok.png", json.dumps(PAST_PROMPT))
+    assert json.loads(png_text(str(whole))["prompt"]) == PAST_PROMPT
+    data = whole.read_bytes()
+    cut = data.index(b"tEXtprompt") + 20
+    (tmp_path / "truncated.png").write_bytes(data[:cut])
+    assert png_text(str(tmp_path / "truncated.png")) == {}
+    (tmp_path / "not a png.png").write_bytes(b"hello")
+    assert png_text(str(tmp_path / "not a png.png")) == {}
+    bomb = b"prompt\0\0" + zlib.compress(b"0" * (40 * 1024 * 1024))
+    chunk = len(bomb).to_bytes(4, "big") + b"zTXt" + bomb + b"\0\0\0\0"
+    (tmp_path / "bomb.png").write_bytes(data[:8] + chunk + data[8:])
+    assert "prompt" in png_text(str(tmp_path / "bomb.png"))  # the bomb is skipped; the real chunk after it is read
+    for hostile in ("[" * 100_000, '{"1": "x"}', "not json", '"a string"', '{"1": {"class_type": 7}}'):
+        assert prompt_of(hostile) is None
+
+
+def test_history_import_counts_each_past_prompt_once_even_when_run_twice(tmp_path, store):
+    from usage_stats.jobs import Job
+    from usage_stats.outputs import import_history
+    from usage_stats.tracker import PromptUse
+
+    output = tmp_path / "output"
+    save_png(output / "ComfyUI_00001_.png", json.dumps(PAST_PROMPT))
+    save_png(output / "ComfyUI_00002_.png", json.dumps(PAST_PROMPT))  # a batch of two images: one prompt
+    save_png(output / "sub" / "hostile.png", '{"1": {"class_type": "X", "inputs": ' * 5000)
+    save_png(output / "recent.png", json.dumps(PAST_PROMPT).replace("past", "recent"), mtime=NOW + 10)
+    whole = save_png(tmp_path / "x.png", json.dumps(PAST_PROMPT).replace("past", "cut")).read_bytes()
+    (output / "truncated.png").write_bytes(whole[: whole.index(b"tEXtprompt") + 30])  # cut inside the prompt chunk
+
+    def extract(ts, prompt):
+        models = {("checkpoints", n["inputs"]["ckpt_name"]) for n in prompt.values() if "ckpt_name" in n.get("inputs", {})}
+        return PromptUse(int(ts), {n["class_type"]: "__builtin__" for n in prompt.values()}, frozenset(models))
+
+    def run():
+        job = Job("test")
+        job.start(lambda progress: import_history(str(output), NOW, extract, store.record_imported, progress))
+        job.wait(10)
+        assert job.state == "done", job.status()
+        return job.result
+
+    first = run()
+    assert (first["images"], first["imported"], first["already_imported"], first["newer_than_tracking"]) == (5, 1, 1, 1)
+    second = run()
+    assert (second["imported"], second["already_imported"]) == (0, 2)
+    assert store.model_rows() == [("checkpoints", "past.safetensors", 1, NOW - 200 * DAY, NOW - 200 * DAY)]
+    assert store.prompt_count() == 1
+
+
+@pytest.fixture
+def other_filesystem(tmp_path):
+    """A folder on another filesystem than tmp_path (the tmpfs at /dev/shm), removed afterwards."""
+    import shutil
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    folder = tempfile.mkdtemp(dir="/dev/shm", prefix="usage-stats-test-")
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_model_folder_linked_to_another_disk_quarantines_beside_its_real_files(fake_comfy, store, other_filesystem):
+    real = other_filesystem / "checkpoints"
+    place_file(real / "far.safetensors", b"f" * 8)
+    fake_comfy.models.mkdir(exist_ok=True)
+    (fake_comfy.models / "checkpoints").symlink_to(real, target_is_directory=True)
+    moved = actions.quarantine(store, "checkpoints", "far.safetensors", listed(fake_comfy), by="test")
+    assert moved["to"] == str(other_filesystem / ".usage-stats-quarantine" / "checkpoints" / "far.safetensors")
+    assert not (real / "far.safetensors").exists()
+
+
+def test_without_a_quarantine_on_the_same_filesystem_nothing_moves(fake_comfy, store, other_filesystem):
+    real = other_filesystem / "checkpoints"
+    place_file(real / "far.safetensors", b"f" * 8)
+    fake_comfy.models.mkdir(exist_ok=True)
+    (fake_comfy.models / "checkpoints").symlink_to(real, target_is_directory=True)
+    fake_comfy.folder_paths.add_model_folder_path("whole_tmpfs", "/dev/shm")  # every same-disk place is now listed
+    with pytest.raises(actions.ActionRefused, match="same filesystem"):
+        actions.quarantine(store, "checkpoints", "far.safetensors", listed(fake_comfy), by="test")
+    assert (real / "far.safetensors").read_bytes() == b"f" * 8 and store.quarantined() == []
