@@ -23,7 +23,7 @@ from .jobs import Job
 from .logs import warn_once
 from .settings import CONFIG_FIELDS, Config, SettingsError, check_config, validate
 from .tracker import (
-    DAY, KINDS, TIERS, Thresholds, UsageStore, View, daily_series_report, iso, model_report, package_report,
+    DAY, EVERYTHING, KINDS, TIERS, Thresholds, UsageStore, View, daily_series_report, iso, model_report, package_report,
     summary_report, usage_report,
 )
 from .workflows import node_type_references
@@ -333,7 +333,7 @@ class StatsApi:
         watched_since = self.writer.resumed_at if config["tracking"] else store.now()
         return Thresholds(config["consider_days"], config["safe_days"], watched_since)
 
-    def _package_report(self, store: UsageStore, view: View = View()) -> list[dict]:
+    def _package_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
         packages = self.writer.packages
         installed = packages.installed()
         first = store.package_first_installed()
@@ -350,7 +350,7 @@ class StatsApi:
     def _usage_report(self, store: UsageStore, view: View) -> list[dict]:
         return usage_report(store.node_rows(), self.writer.packages.packages_by_class(), view, store.totals("node", view))
 
-    def _model_report(self, store: UsageStore, view: View = View()) -> list[dict]:
+    def _model_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
         """The full model report, rebuilt only when a listing, the database, the minute or the view changed.
 
         At 20k files building it costs far more than any request should; what it depends on is the model

@@ -394,6 +394,10 @@ class View:
         return self.since_day is not None or self.user is not None
 
 
+EVERYTHING = View()
+"""Every day and every user: the view of the usage tables themselves."""
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -581,7 +585,7 @@ class UsageStore:
             "SELECT COALESCE(SUM(prompts), 0) FROM daily WHERE kind = 'prompt'"
         ).fetchone()[0]
 
-    def totals(self, kind: str, view: View = View()) -> dict[str, Totals]:
+    def totals(self, kind: str, view: View = EVERYTHING) -> dict[str, Totals]:
         """item -> its summed daily rows in `view`."""
         where, args = _view_filter(view)
         rows = self._reader().execute(
@@ -679,7 +683,7 @@ class UsageStore:
         ]
 
 
-    def daily_series(self, kind: str, item: str, view: View = View()) -> dict[int, Totals]:
+    def daily_series(self, kind: str, item: str, view: View = EVERYTHING) -> dict[int, Totals]:
         """day -> one item's totals that day, for the days it has rows."""
         where, args = _view_filter(view)
         rows = self._reader().execute(
@@ -690,7 +694,7 @@ class UsageStore:
         )
         return {day: Totals(*values) for day, *values in rows}
 
-    def daily_rows(self, view: View = View()) -> list[tuple]:
+    def daily_rows(self, view: View = EVERYTHING) -> list[tuple]:
         """Every daily row of `view`: (day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms)."""
         where, args = _view_filter(view)
         return self._reader().execute(
@@ -984,7 +988,7 @@ def package_report(
     first_installed: dict[str, int],
     now: int,
     thresholds: Thresholds = Thresholds(),
-    view: View = View(),
+    view: View = EVERYTHING,
     totals: dict[str, Totals] | None = None,
     evidence: Mapping[str, Evidence] | None = None,
 ) -> list[dict]:
@@ -1061,7 +1065,7 @@ def _counted(item: str, count: int, first: int | None, last: int | None, view: V
 def usage_report(
     node_rows: Iterable[tuple[str, str, int, int, int]],
     current_package: dict[str, str],
-    view: View = View(),
+    view: View = EVERYTHING,
     totals: dict[str, Totals] | None = None,
 ) -> list[dict]:
     """Per-node usage, core nodes included, credited to each node's pack as it is today; most used first."""
@@ -1081,7 +1085,7 @@ def model_report(
     now: int,
     same_file: dict[tuple[str, str], str] | None = None,
     thresholds: Thresholds = Thresholds(),
-    view: View = View(),
+    view: View = EVERYTHING,
     totals: dict[str, Totals] | None = None,
     evidence: Mapping[tuple[str, str], Evidence] | None = None,
 ) -> list[dict]:

@@ -60,8 +60,8 @@ function modelList(models, label, showType, context) {
 const modelKey = (model) => `${model.model_type}\u0000${model.model_name}`;
 
 /**
- * [tick] dot name (its subfolder dimmed) failures reasons [pin] | size | prompts | last used | chart;
- * everything again in its tooltip.
+ * Two lines, so the name always has the panel's width: [tick] dot name (its subfolder dimmed) size, then
+ * failures, reasons, [pin], prompts, last used, [chart]. Everything again in its tooltip.
  */
 function modelRow(model, showType, { selected, onToggle, actions, onSelectRow }) {
   const { folder, file } = splitModelPath(model.model_name);
@@ -75,25 +75,27 @@ function modelRow(model, showType, { selected, onToggle, actions, onSelectRow })
     "data-type": model.model_type,
     "data-status": model.status,
   }, [
-    model.installed ? h("input", {
-      type: "checkbox", className: "usage-stats-select", "aria-label": `Select ${model.model_name}`, "data-testid": "usage-stats-select",
-      checked: selected.has(modelKey(model)),
-      on: { change: (event) => { event.target.checked ? selected.set(modelKey(model), model) : selected.delete(modelKey(model)); onToggle(); } },
-    }) : h("span", { className: "usage-stats-select" }),
-    statusDot(model.status),
-    h("span", { className: "usage-stats-name" }, [
-      h("span", { className: "usage-stats-folder", text: folder }),
-      h("span", { className: "usage-stats-file", text: file }),
+    h("div", { className: "usage-stats-row-main" }, [
+      model.installed ? h("input", {
+        type: "checkbox", className: "usage-stats-select", "aria-label": `Select ${model.model_name}`, "data-testid": "usage-stats-select",
+        checked: selected.has(modelKey(model)),
+        on: { change: (event) => { event.target.checked ? selected.set(modelKey(model), model) : selected.delete(modelKey(model)); onToggle(); } },
+      }) : h("span", { className: "usage-stats-select" }),
+      statusDot(model.status),
+      h("span", { className: "usage-stats-name" }, [
+        h("span", { className: "usage-stats-folder", text: folder }),
+        h("span", { className: "usage-stats-file", text: file }),
+      ]),
+      h("span", { className: "usage-stats-size", title: sizeTitle(model), text: model.size == null ? "" : formatBytes(model.size) }),
     ]),
-    outcomeCell(model),
-    model.reasons?.length
-      ? h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: model.reasons.join("; ") })
-      : null,
-    model.installed ? keepButton(model, actions) : null,
-    h("span", { className: "usage-stats-size", title: sizeTitle(model), text: model.size == null ? "" : formatBytes(model.size) }),
-    countCell(model.count),
-    dateCell(model.last_seen),
-    chartButton(model.model_name, () => onSelectRow({ kind: "model", id: `${model.model_type}/${model.model_name}`, label: model.model_name })),
+    h("div", { className: "usage-stats-row-meta" }, [
+      outcomeCell(model),
+      h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: (model.reasons ?? []).join("; ") }),
+      model.installed ? keepButton(model, actions) : null,
+      countCell(model.count),
+      dateCell(model.last_seen),
+      chartButton(model.model_name, () => onSelectRow({ kind: "model", id: `${model.model_type}/${model.model_name}`, label: model.model_name })),
+    ]),
   ]);
 }
 

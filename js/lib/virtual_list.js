@@ -5,7 +5,7 @@
  */
 import { h } from "./dom.js";
 
-const ROW_HEIGHT = 30;
+const ROW_HEIGHT = 46;
 const BUFFER_ROWS = 8;
 /** Used before the list is laid out (it is built detached); matches the CSS max-height closely enough. */
 const ASSUMED_VIEWPORT = 480;
