@@ -8,6 +8,7 @@ its status, so no handler carries its own try/except and no bad request ever bec
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -273,6 +274,9 @@ class StatsApi:
         _query(request, set())
         _require_same_origin(request)
         changes = await _json_body(request)
+        if isinstance(changes, dict) and "allow_remote_actions" in changes and not _from_this_computer(request):
+            raise ApiError(403, "refused: allow_remote_actions guards file actions against the network, so it can be "
+                                "changed only from this computer (a request to 127.0.0.1)")
         await self._ready_store()
         try:
             values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
@@ -493,6 +497,14 @@ async def _json_body(request: web.Request):
         return json.loads(text)
     except (ValueError, RecursionError) as error:
         raise ApiError(400, f"the body is not valid JSON ({error})") from None
+
+
+def _from_this_computer(request: web.Request) -> bool:
+    """Whether the client connected from a loopback address (a reverse proxy on this machine counts as local)."""
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _require_same_origin(request: web.Request) -> None:

@@ -225,3 +225,37 @@ def test_fuzzed_config_changes_get_json_never_500_and_a_refusal_changes_nothing(
     else:
         assert 1 <= after["consider_days"] < after["safe_days"] <= 3650 and 7 <= after["retention_days"] <= 3650
     api_client("PUT", "/nodes-stats/config", data=json.dumps(before).encode(), headers={"Content-Type": "application/json"})
+
+
+def test_only_this_computer_may_allow_file_actions_from_the_network(writer):
+    """A client on the network must not be able to lift the guard that protects against the network."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from server import PromptServer
+
+    from usage_stats.routes import StatsApi, register_routes
+
+    @web.middleware
+    async def from_the_lan(request, handler):
+        return await handler(request.clone(remote="192.168.1.23"))
+
+    prompt_server = PromptServer()
+    register_routes(prompt_server.routes, StatsApi(writer))
+    app = web.Application(middlewares=[from_the_lan])
+    app.add_routes(prompt_server.routes)
+    loop = asyncio.new_event_loop()
+    client = TestClient(TestServer(app), loop=loop)
+
+    async def put(body):
+        async with client.put("/nodes-stats/config", json=body) as response:
+            return response.status, await response.json()
+
+    try:
+        loop.run_until_complete(client.start_server())
+        status, body = loop.run_until_complete(put({"allow_remote_actions": True}))
+        assert status == 403 and "only from this computer" in body["error"]
+        assert writer.config["allow_remote_actions"] is False
+        assert loop.run_until_complete(put({"retention_days": 90}))[0] == 200  # other settings are not guarded
+    finally:
+        loop.run_until_complete(client.close())
+        loop.close()

@@ -18,6 +18,9 @@ const FIELDS = [
     defaultValue: 30, attrs: { min: 1, max: 3650 }, category: ["Usage Stats", "Tiers", "Consider removing"] },
   { field: "safe_days", id: "UsageStats.Tiers.SafeDays", name: "Days unused before “Safe to remove”", type: "number",
     defaultValue: 60, attrs: { min: 2, max: 3650 }, category: ["Usage Stats", "Tiers", "Safe to remove"] },
+  { field: "allow_remote_actions", id: "UsageStats.Safety.AllowRemoteActions", name: "Allow moving files while ComfyUI listens on the network",
+    type: "boolean", defaultValue: false, category: ["Usage Stats", "Safety", "Remote actions"],
+    tooltip: "Off: quarantine, restore and pack changes are refused while ComfyUI runs with --listen. Only this computer can turn it on." },
   { field: "retention_days", id: "UsageStats.Storage.RetentionDays", name: "Days of per-prompt detail to keep (totals are kept forever)",
     type: "number", defaultValue: 180, attrs: { min: 7, max: 3650 }, category: ["Usage Stats", "Storage", "Retention"] },
 ];
