@@ -103,7 +103,37 @@ def _migration_2_prompt_days(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE prompt_days (day INTEGER PRIMARY KEY, prompts INTEGER NOT NULL)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1_initial, _migration_2_prompt_days]
+def _migration_3_model_loads(db: sqlite3.Connection) -> None:
+    """What loading each model file into memory costs, and per-model idle-unload timeouts (memory.py)."""
+    _execute_statements(
+        db,
+        """
+        CREATE TABLE model_loads (
+            model_type  TEXT NOT NULL,
+            model_name  TEXT NOT NULL,
+            load_count  INTEGER NOT NULL DEFAULT 0,
+            total_ms    INTEGER NOT NULL DEFAULT 0,
+            last_ms     INTEGER NOT NULL,
+            last_loaded INTEGER NOT NULL,
+            PRIMARY KEY (model_type, model_name)
+        ) WITHOUT ROWID;
+
+        -- A user's choice, like a setting: a reset of the statistics keeps it.
+        CREATE TABLE unload_overrides (
+            model_type      TEXT NOT NULL,
+            model_name      TEXT NOT NULL,
+            timeout_seconds INTEGER NOT NULL,
+            PRIMARY KEY (model_type, model_name)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migration_1_initial,
+    _migration_2_prompt_days,
+    _migration_3_model_loads,
+]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
 
@@ -278,7 +308,8 @@ class UsageStore:
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
-            for table in ("node_usage", "prompt_log", "prompt_days", "model_usage", "package_inventory", "model_inventory"):
+            for table in ("node_usage", "prompt_log", "prompt_days", "model_usage", "package_inventory", "model_inventory",
+                          "model_loads"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
@@ -377,6 +408,46 @@ class UsageStore:
         return self._reader().execute(
             "SELECT (SELECT COUNT(*) FROM prompt_log) + (SELECT COALESCE(SUM(prompts), 0) FROM prompt_days)"
         ).fetchone()[0]
+
+    # ---- model loads and unload overrides (memory.py is their only user)
+
+    def record_load(self, model_type: str, model_name: str, seconds: float, at: int) -> None:
+        """One load of a model file into memory, and how long it took (writer thread)."""
+        ms = max(0, round(seconds * 1000))
+        with atomic(self._db) as db:
+            db.execute(
+                """INSERT INTO model_loads (model_type, model_name, load_count, total_ms, last_ms, last_loaded)
+                   VALUES (?, ?, 1, ?, ?, ?)
+                   ON CONFLICT (model_type, model_name) DO UPDATE SET
+                       load_count = load_count + 1, total_ms = total_ms + excluded.total_ms,
+                       last_ms = excluded.last_ms, last_loaded = MAX(last_loaded, excluded.last_loaded)""",
+                (storable(model_type), storable(model_name), ms, ms, at),
+            )
+        self.version += 1
+
+    def set_unload_override(self, model_type: str, model_name: str, timeout_seconds: int | None) -> None:
+        """A model's own idle timeout; None removes it (the model follows its type's timeout again)."""
+        with atomic(self._db) as db:
+            if timeout_seconds is None:
+                db.execute("DELETE FROM unload_overrides WHERE model_type = ? AND model_name = ?", (model_type, model_name))
+            else:
+                db.execute(
+                    """INSERT INTO unload_overrides (model_type, model_name, timeout_seconds) VALUES (?, ?, ?)
+                       ON CONFLICT (model_type, model_name) DO UPDATE SET timeout_seconds = excluded.timeout_seconds""",
+                    (model_type, model_name, timeout_seconds),
+                )
+        self.version += 1
+
+    def load_rows(self) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+        """(type, name) -> (load_count, total_ms, last_ms, last_loaded)."""
+        rows = self._reader().execute(
+            "SELECT model_type, model_name, load_count, total_ms, last_ms, last_loaded FROM model_loads"
+        )
+        return {(t, n): tuple(rest) for t, n, *rest in rows}
+
+    def unload_overrides(self) -> dict[tuple[str, str], int]:
+        rows = self._reader().execute("SELECT model_type, model_name, timeout_seconds FROM unload_overrides")
+        return {(t, n): seconds for t, n, seconds in rows}
 
 
 class _Tally(dict):
