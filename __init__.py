@@ -16,11 +16,12 @@ WEB_DIRECTORY = "./js"
 
 def _install(prompt_server) -> None:
     from .mapper import ModelMapper, PackageMapper
+    from .memory import start_memory
     from .routes import StatsApi, register_routes
     from .writer import Writer, open_store
 
     writer = Writer(open_store, PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__))), ModelMapper())
-    register_routes(prompt_server.routes, StatsApi(writer))
+    register_routes(prompt_server.routes, StatsApi(writer), start_memory(prompt_server, writer))
     prompt_server.add_on_prompt_handler(writer.on_prompt)
     writer.start()
     atexit.register(writer.stop)
