@@ -23,3 +23,16 @@ export function resetStats() {
     body: JSON.stringify({ confirm: true }),
   });
 }
+
+export const fetchLoaded = () => request("loaded");
+export const fetchUnloadAnalytics = () => request("unload/analytics");
+export const fetchUnloadConfig = () => request("unload/config");
+
+/** Change some idle-unload settings; a value out of range comes back as an error naming the field. */
+export function putUnloadConfig(changes) {
+  return request("unload/config", {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(changes),
+  });
+}

@@ -6,6 +6,7 @@
 import { h } from "./dom.js";
 import { TIER_LABELS, modelTypeTitle, splitModelPath, tierRank } from "./format.js";
 import { countCell, dateCell, nothingToShow, statusDot } from "./cells.js";
+import { loadedBadge } from "./memory_status.js";
 import { section } from "./section.js";
 import { countByTier, summaryBar } from "./summary_bar.js";
 import { virtualList } from "./virtual_list.js";
@@ -68,6 +69,7 @@ function modelRow(model, showType) {
       h("span", { className: "usage-stats-folder", text: folder }),
       h("span", { className: "usage-stats-file", text: file }),
     ]),
+    loadedBadge(model),
     countCell(model.count),
     dateCell(model.last_seen),
   ]);

@@ -7,6 +7,7 @@ import { app } from "../../../scripts/app.js";
 import { h, icon } from "./dom.js";
 import { fetchModels, fetchPackages, fetchStatus, resetStats } from "./api.js";
 import { plural } from "./format.js";
+import { memoryStatus } from "./memory_status.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
 
@@ -42,6 +43,7 @@ export function createPanel() {
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [h("h2", { className: "usage-stats-title", text: "Usage Stats" }), refresh, reset]),
+      memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() }),
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
       h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]),
       content,
