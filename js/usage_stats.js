@@ -6,6 +6,7 @@ import { app } from "../../scripts/app.js";
 import { injectCss } from "./lib/dom.js";
 import { openDialog } from "./lib/dialog.js";
 import { createPanel } from "./lib/panel.js";
+import { MEMORY_SETTINGS, syncMemorySettings } from "./lib/memory_settings.js";
 
 const TAB_ID = "usage-stats";
 const OPEN_COMMAND = "UsageStats.Open";
@@ -44,8 +45,10 @@ app.registerExtension({
   commands: [{ id: OPEN_COMMAND, label: "Open Usage Stats", icon: "pi pi-chart-bar", function: openUsageStats }],
   keybindings: [{ commandId: OPEN_COMMAND, combo: { key: "u", alt: true } }],
   menuCommands: [{ path: ["Extensions"], commands: [OPEN_COMMAND] }],
+  settings: MEMORY_SETTINGS,
   setup() {
     injectCss(new URL("./usage_stats.css", import.meta.url));
     sidebarRegistered = registerSidebarTab();
+    syncMemorySettings();
   },
 });
