@@ -123,8 +123,9 @@ class UnloadPolicy:
 
     def timeout(self, kind: str, key: tuple[str, str] | None, now: float) -> float:
         """Seconds of idleness after which this model should go, at time `now`."""
-        factor = self.values["night_multiplier"] if self.is_night(now) else 1.0
-        return self.base_timeout(kind, key) * factor
+        factor = self.values["night_multiplier"] if self.is_night(now) else 1
+        seconds = self.base_timeout(kind, key) * factor
+        return int(seconds) if seconds == int(seconds) else round(seconds, 1)
 
     def due_at(self, model: Loaded, idle_since: float, now: float) -> float:
         """When this model is due: its timeout after ComfyUI last went idle or it was last used, whichever is later."""
@@ -203,7 +204,8 @@ class LoadWatch:
 
     def __init__(self, clock: Callable[[], float] = time.time, on_load: Callable | None = None):
         self._clock = clock
-        self._on_load = on_load
+        self.on_load = on_load
+        """Called with ((type, name), seconds, at) for each load of a known file, on ComfyUI's worker thread."""
         self._paths: dict[str, tuple[str, str]] = {}
         self._last_read = threading.local()
         self._origins: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model object -> Origin
@@ -272,8 +274,8 @@ class LoadWatch:
                 first = model not in self._loads  # a reload of a model kept in RAM reads no file
                 spent = seconds * size / sum(sizes) + (origin.read_seconds if origin and first else 0.0)
                 self._loads[model] = LoadRecord(origin, now, spent, now)
-                if origin is not None and self._on_load is not None:
-                    self._on_load(origin.key, spent, now)
+                if origin is not None and self.on_load is not None:
+                    self.on_load(origin.key, spent, now)
 
     # ---- reading (any thread)
 
@@ -347,7 +349,7 @@ class MemoryManager:
     def __init__(self, watch: LoadWatch, prompt_queue, clock: Callable[[], float] = time.time,
                  local_hour: Callable[[float], int] = local_hour):
         self.watch = watch
-        watch._on_load = self._note_load
+        watch.on_load = self._note_load
         self.queue = prompt_queue
         self._clock = clock
         self._local_hour = local_hour
@@ -358,8 +360,6 @@ class MemoryManager:
         self._asked_at: float | None = None
         self.unloads = 0
         self.last_unload: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._new_loads: list[tuple[tuple[str, str], float, float]] = []
         self._loads_lock = threading.Lock()
         self.writer = None
@@ -387,21 +387,19 @@ class MemoryManager:
     def start(self, writer) -> None:
         """Run on our own thread: restore the settings once the database is open, then look once a second."""
         self.writer = writer
-        self._thread = threading.Thread(target=self._run, name="usage-stats-memory", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+        threading.Thread(target=self._run, name="usage-stats-memory", daemon=True).start()
 
     def _run(self) -> None:
         store = self.writer.wait_ready(60.0)
         if store is not None:
-            try:
-                self.restore(store.load_settings(UNLOAD_GROUP), store.unload_overrides())
+            try:  # on the writer thread: its connection is used by that thread only
+                stored = self.writer.submit(lambda s: (s.load_settings(UNLOAD_GROUP), s.unload_overrides())).result(60.0)
+                self.restore(*stored)
             except Exception as error:
                 warn_once("unload-settings", "could not read the unload settings (%s); idle unload stays off", error)
         self.ready.set()
-        while not self._stop.wait(POLL_SECONDS):
+        while True:  # a daemon thread: it ends with ComfyUI, and holds nothing that needs closing
+            time.sleep(POLL_SECONDS)
             try:
                 self._store_new_loads(store)
                 self.tick()
@@ -429,6 +427,8 @@ class MemoryManager:
             self.idle_since, self._asked_at = now, None  # a new round: its unload is asked for afresh
             return False
         self.idle_since = max(self.idle_since, self.watch.last_activity)
+        if not self.config["enabled"]:
+            return False
         models = self.loaded_for_policy()
         due = self.policy().next_unload(models, self.idle_since, now)
         if due is None or now < due:
@@ -471,7 +471,7 @@ class MemoryManager:
         rows = self.watch.loaded()
         for row in rows:
             loaded = Loaded(_key(row), row["kind"], row["last_used"] or 0.0)
-            row["timeout_seconds"] = round(policy.timeout(loaded.kind, loaded.key, now), 1)
+            row["timeout_seconds"] = policy.timeout(loaded.kind, loaded.key, now)
             row["unload_at"] = policy.due_at(loaded, self.idle_since, now) if policy.values["enabled"] else None
         due = [r["unload_at"] for r in rows if r["unload_at"] is not None]
         return {

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .logs import warn_once
-from .memory import KIND_BY_FOLDER, UNLOAD_FIELDS, UNLOAD_GROUP, MemoryManager, check_override, kind_of
+from .memory import UNLOAD_FIELDS, UNLOAD_GROUP, MemoryManager, check_override, kind_of
 from .settings import SettingsError, validate
 from .tracker import TIERS, Thresholds, UsageStore, iso, model_report, package_report, usage_report
 from .writer import Writer
@@ -331,7 +331,7 @@ class MemoryApi:
         _require_same_origin(request)
         manager = await self._settled_manager()
         model_type, model_name = request.match_info["model_type"], request.match_info["model_name"]
-        known = set(self.writer.models.tracked_types()) | set(KIND_BY_FOLDER)
+        known = set(self.writer.models.tracked_types())  # canonical names, as loads are recorded
         if model_type not in known:
             raise ApiError(400, f"unknown model type {model_type!r}; known: {', '.join(sorted(known))}")
         if len(model_name) > MAX_NAME_LENGTH or not model_name.isprintable():
@@ -423,7 +423,7 @@ def load_analytics(store: UsageStore, manager: MemoryManager) -> list[dict]:
             "last_load_seconds": None if last_ms is None else last_ms / 1000,
             "last_loaded": iso(last_loaded),
             "seconds_since_last_use": None if last_use is None else max(0, int(now - last_use)),
-            "timeout_seconds": round(policy.timeout(kind, key, now), 1),
+            "timeout_seconds": policy.timeout(kind, key, now),
             "override_seconds": policy.overrides.get(key),
         })
     return rows
