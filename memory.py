@@ -31,17 +31,15 @@ from .logs import log, warn_once
 from .mapper import normalise
 from .settings import Config, Field, SettingsError, restore
 
-HOUR_SECONDS = 3600
-MAX_TIMEOUT_SECONDS = 7 * 24 * HOUR_SECONDS
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 POLL_SECONDS = 1.0
 """How often the manager looks at the queue and the loaded models: one cheap check, never during a prompt."""
 RETRY_SECONDS = 30.0
 """An unload asked for but not done (the worker was busy, or failed) is asked for again after this long."""
 MAX_KNOWN_PATHS = 10_000
 
-KINDS = ("diffusion", "text_encoder", "vae", "other")
-"""The kinds of loaded model with their own timeout; KIND_BY_FOLDER maps ComfyUI's folder types onto them."""
 KIND_BY_FOLDER = {
+    # The kinds of loaded model with their own timeout (diffusion, text_encoder, vae, other), by folder type.
     "checkpoints": "diffusion", "diffusion_models": "diffusion", "unet": "diffusion",
     "text_encoders": "text_encoder", "clip": "text_encoder",
     "vae": "vae", "vae_approx": "vae",
@@ -118,7 +116,7 @@ class UnloadPolicy:
             return False
         start, end, hour = self.values["night_start_hour"], self.values["night_end_hour"], self._local_hour(now)
         if start == end:
-            return False  # an empty window, not a whole day: say 0 to 23 for that
+            return False  # start == end is an empty window, not the whole day
         return start <= hour < end if start < end else hour >= start or hour < end
 
     def timeout(self, kind: str, key: tuple[str, str] | None, now: float) -> float:
@@ -438,7 +436,7 @@ class MemoryManager:
         return self.unload(reason="idle")
 
     def loaded_for_policy(self) -> list[Loaded]:
-        return [Loaded(_key(r), r["kind"], r["last_used"] or 0.0) for r in self.watch.loaded()]
+        return [_as_loaded(row) for row in self.watch.loaded()]
 
     def unload(self, reason: str) -> bool:
         """Ask ComfyUI's worker to unload every model, as POST /free does, only if the queue is empty now.
@@ -470,7 +468,7 @@ class MemoryManager:
         policy = self.policy()
         rows = self.watch.loaded()
         for row in rows:
-            loaded = Loaded(_key(row), row["kind"], row["last_used"] or 0.0)
+            loaded = _as_loaded(row)
             row["timeout_seconds"] = policy.timeout(loaded.kind, loaded.key, now)
             row["unload_at"] = policy.due_at(loaded, self.idle_since, now) if policy.values["enabled"] else None
         due = [r["unload_at"] for r in rows if r["unload_at"] is not None]
@@ -487,8 +485,10 @@ class MemoryManager:
         }
 
 
-def _key(row: dict) -> tuple[str, str] | None:
-    return (row["model_type"], row["model_name"]) if row["model_type"] is not None else None
+def _as_loaded(row: dict) -> Loaded:
+    """A row of LoadWatch.loaded() as the policy reads it."""
+    key = (row["model_type"], row["model_name"]) if row["model_type"] is not None else None
+    return Loaded(key, row["kind"], row["last_used"] or 0.0)
 
 
 def start_memory(prompt_server, writer) -> MemoryManager | None:
