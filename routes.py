@@ -303,6 +303,8 @@ class MemoryApi:
     def __init__(self, writer: Writer, memory: MemoryManager | None):
         self.writer = writer
         self.memory = memory
+        self._changing = asyncio.Lock()
+        """One change at a time: two PUTs validated against the same values would each drop the other's change."""
 
     async def loaded(self, request: web.Request):
         _query(request, set())
@@ -318,12 +320,13 @@ class MemoryApi:
         _require_same_origin(request)
         manager = await self._settled_manager()
         changes = await _json_body(request)
-        try:
-            values = validate(UNLOAD_FIELDS, manager.config.as_dict(), changes)
-        except SettingsError as error:
-            raise ApiError(400, str(error)) from None
-        await self._write(lambda store: store.save_settings(UNLOAD_GROUP, values))
-        manager.config.replace(values)
+        async with self._changing:
+            try:
+                values = validate(UNLOAD_FIELDS, manager.config.as_dict(), changes)
+            except SettingsError as error:
+                raise ApiError(400, str(error)) from None
+            await self._write(lambda store: store.save_settings(UNLOAD_GROUP, values))
+            manager.config.replace(values)
         return values, {}
 
     async def override(self, request: web.Request):
@@ -340,12 +343,13 @@ class MemoryApi:
             seconds = check_override(await _json_body(request))
         except SettingsError as error:
             raise ApiError(400, str(error)) from None
-        await self._write(lambda store: store.set_unload_override(model_type, model_name, seconds))
-        overrides = dict(manager.overrides)
-        overrides.pop((model_type, model_name), None)
-        if seconds is not None:
-            overrides[(model_type, model_name)] = seconds
-        manager.overrides = overrides
+        async with self._changing:
+            await self._write(lambda store: store.set_unload_override(model_type, model_name, seconds))
+            overrides = dict(manager.overrides)
+            overrides.pop((model_type, model_name), None)
+            if seconds is not None:
+                overrides[(model_type, model_name)] = seconds
+            manager.overrides = overrides
         return {"model_type": model_type, "model_name": model_name, "timeout_seconds": seconds}, {}
 
     async def unload_now(self, request: web.Request):

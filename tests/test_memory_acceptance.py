@@ -9,6 +9,7 @@ empty, ComfyUI holds no model.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -168,6 +169,19 @@ def test_unload_now_needs_a_confirmation_and_the_same_origin(server):
     status, answer, _ = server.request("POST", "/nodes-stats/unload/now", {"confirm": True},
                                        headers={"Origin": "http://evil.example"})
     assert status == 403
+
+
+def test_changes_sent_at_the_same_time_all_land(server):
+    """The settings dialog sends one PUT per field; none may undo another."""
+    changes = [{"diffusion_seconds": 601}, {"text_encoder_seconds": 602}, {"vae_seconds": 603}, {"other_seconds": 604}]
+    with ThreadPoolExecutor(len(changes)) as pool:
+        statuses = list(pool.map(lambda change: server.request("PUT", "/nodes-stats/unload/config", change)[0], changes))
+    try:
+        assert statuses == [200] * len(changes)
+        values = server.get("/nodes-stats/unload/config")
+        assert [values[name] for change in changes for name in change] == [601, 602, 603, 604]
+    finally:
+        configure(server, diffusion_seconds=1800, text_encoder_seconds=1800, vae_seconds=1800, other_seconds=1800)
 
 
 def test_settings_survive_a_restart(server):
