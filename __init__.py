@@ -17,6 +17,7 @@ WEB_DIRECTORY = "./js"
 def _install(prompt_server) -> None:
     from .evidence import EvidenceSource
     from .mapper import ModelMapper, PackageMapper
+    from .memory import start_memory
     from .outcomes import queue_state, submission_middleware, wrap_task_done
     from .routes import DecisionsApi, StatsApi, register_routes
     from .workflows import SavedWorkflows
@@ -30,7 +31,8 @@ def _install(prompt_server) -> None:
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
         evidence=EvidenceSource(SavedWorkflows()),
     )
-    register_routes(prompt_server.routes, api, DecisionsApi(api, writer.config, own_pack=own_pack))
+    decisions = DecisionsApi(api, writer.config, own_pack=own_pack)
+    register_routes(prompt_server.routes, api, decisions, start_memory(prompt_server, writer))
     writer.start()
     atexit.register(writer.stop)
     prompt_server.add_on_prompt_handler(writer.on_prompt)

@@ -208,11 +208,38 @@ def _migration_4_decisions(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_5_model_loads(db: sqlite3.Connection) -> None:
+    """What loading each model file into memory costs, and per-model idle-unload timeouts (memory.py)."""
+    _execute_statements(
+        db,
+        """
+        CREATE TABLE model_loads (
+            model_type  TEXT NOT NULL,
+            model_name  TEXT NOT NULL,
+            load_count  INTEGER NOT NULL DEFAULT 0,
+            total_ms    INTEGER NOT NULL DEFAULT 0,
+            last_ms     INTEGER NOT NULL,
+            last_loaded INTEGER NOT NULL,
+            PRIMARY KEY (model_type, model_name)
+        ) WITHOUT ROWID;
+
+        -- A user's choice, like a setting: a reset of the statistics keeps it.
+        CREATE TABLE unload_overrides (
+            model_type      TEXT NOT NULL,
+            model_name      TEXT NOT NULL,
+            timeout_seconds INTEGER NOT NULL,
+            PRIMARY KEY (model_type, model_name)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1_initial,
     _migration_2_prompt_days,
     _migration_3_outcomes_and_daily,
     _migration_4_decisions,
+    _migration_5_model_loads,
 ]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
@@ -490,7 +517,7 @@ class UsageStore:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
             for table in ("node_usage", "prompt_log", "daily", "model_usage", "package_inventory", "model_inventory",
-                          "imported_prompts"):
+                          "imported_prompts", "model_loads"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
@@ -595,6 +622,106 @@ class UsageStore:
             (kind, *args),
         )
         return {item: Totals(*values) for item, *values in rows}
+
+    def daily_series(self, kind: str, item: str, view: View = EVERYTHING) -> dict[int, Totals]:
+        """day -> one item's totals that day, for the days it has rows."""
+        where, args = _view_filter(view)
+        rows = self._reader().execute(
+            f"""SELECT day, SUM(prompts), SUM(successes), SUM(failures), SUM(interrupted), SUM(rejected),
+                       SUM(exec_ms), MIN(first_ts), MAX(last_ts)
+                FROM daily WHERE kind = ? AND item = ? {where} GROUP BY day ORDER BY day""",
+            (kind, item, *args),
+        )
+        return {day: Totals(*values) for day, *values in rows}
+
+    def daily_rows(self, view: View = EVERYTHING) -> list[tuple]:
+        """Every daily row of `view`: (day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms)."""
+        where, args = _view_filter(view)
+        return self._reader().execute(
+            f"""SELECT day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms
+                FROM daily WHERE kind IN ({", ".join("?" * len(KINDS))}) {where} ORDER BY day, kind, item, user""",
+            (*KINDS, *args),
+        ).fetchall()
+
+    def first_day(self) -> int | None:
+        return self._reader().execute("SELECT MIN(day) FROM daily WHERE kind = 'prompt'").fetchone()[0]
+
+    def execution_times(self, since_ts: int | None = None, user: str | None = None) -> list[int]:
+        """Execution times (ms) of finished prompts still in the detail log, shortest first."""
+        rows = self._reader().execute(
+            """SELECT exec_ms FROM prompt_log
+               WHERE exec_ms IS NOT NULL AND ts >= ? AND (? IS NULL OR user = ?) ORDER BY exec_ms""",
+            (since_ts or 0, user, user),
+        )
+        return [ms for (ms,) in rows]
+
+    def cached_nodes(self, since_ts: int | None = None, user: str | None = None) -> tuple[int, int]:
+        """(nodes served from ComfyUI's cache, finished prompts) over the detail log."""
+        return self._reader().execute(
+            """SELECT COALESCE(SUM(cached_nodes), 0), COUNT(cached_nodes) FROM prompt_log
+               WHERE ts >= ? AND (? IS NULL OR user = ?)""",
+            (since_ts or 0, user, user),
+        ).fetchone()
+
+    def outcomes_since(self, since_ts: int) -> dict[str, int]:
+        """outcome -> prompts submitted since `since_ts` ('queued' = accepted and not finished yet)."""
+        return dict(self._reader().execute(
+            "SELECT COALESCE(outcome, 'unknown'), COUNT(*) FROM prompt_log WHERE ts >= ? GROUP BY 1", (since_ts,)
+        ))
+
+    def models_used_since(self, since_ts: int) -> list[tuple[str, str, int, int]]:
+        """(type, name, count, last_seen) of models last used at or after `since_ts`, latest first."""
+        return self._reader().execute(
+            """SELECT model_type, model_name, count, last_seen FROM model_usage
+               WHERE last_seen >= ? ORDER BY last_seen DESC""",
+            (since_ts,),
+        ).fetchall()
+
+    def users(self) -> list[str]:
+        """Every user who has submitted a prompt."""
+        return [u for (u,) in self._reader().execute("SELECT DISTINCT user FROM daily WHERE kind = 'prompt' ORDER BY user")]
+
+
+    # ---- model loads and unload overrides (memory.py is their only user)
+
+    def record_load(self, model_type: str, model_name: str, seconds: float, at: int) -> None:
+        """One load of a model file into memory, and how long it took (writer thread)."""
+        ms = max(0, round(seconds * 1000))
+        with atomic(self._db) as db:
+            db.execute(
+                """INSERT INTO model_loads (model_type, model_name, load_count, total_ms, last_ms, last_loaded)
+                   VALUES (?, ?, 1, ?, ?, ?)
+                   ON CONFLICT (model_type, model_name) DO UPDATE SET
+                       load_count = load_count + 1, total_ms = total_ms + excluded.total_ms,
+                       last_ms = excluded.last_ms, last_loaded = MAX(last_loaded, excluded.last_loaded)""",
+                (storable(model_type), storable(model_name), ms, ms, at),
+            )
+        self.version += 1
+
+    def set_unload_override(self, model_type: str, model_name: str, timeout_seconds: int | None) -> None:
+        """A model's own idle timeout; None removes it (the model follows its type's timeout again)."""
+        with atomic(self._db) as db:
+            if timeout_seconds is None:
+                db.execute("DELETE FROM unload_overrides WHERE model_type = ? AND model_name = ?", (model_type, model_name))
+            else:
+                db.execute(
+                    """INSERT INTO unload_overrides (model_type, model_name, timeout_seconds) VALUES (?, ?, ?)
+                       ON CONFLICT (model_type, model_name) DO UPDATE SET timeout_seconds = excluded.timeout_seconds""",
+                    (model_type, model_name, timeout_seconds),
+                )
+        self.version += 1
+
+    def load_rows(self) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+        """(type, name) -> (load_count, total_ms, last_ms, last_loaded)."""
+        rows = self._reader().execute(
+            "SELECT model_type, model_name, load_count, total_ms, last_ms, last_loaded FROM model_loads"
+        )
+        return {(t, n): tuple(rest) for t, n, *rest in rows}
+
+    def unload_overrides(self) -> dict[tuple[str, str], int]:
+        rows = self._reader().execute("SELECT model_type, model_name, timeout_seconds FROM unload_overrides")
+        return {(t, n): seconds for t, n, seconds in rows}
+
     # ---- decisions: keep list, quarantine manifest, actions log (issue 7)
 
     def set_kept(self, kind: str, model_type: str, name: str, kept: bool) -> None:
@@ -681,65 +808,6 @@ class UsageStore:
             {"id": i, "model_type": t, "model_name": n, "original": o, "quarantined": q, "size": size, "at": iso(at)}
             for i, t, n, o, q, size, at in rows
         ]
-
-
-    def daily_series(self, kind: str, item: str, view: View = EVERYTHING) -> dict[int, Totals]:
-        """day -> one item's totals that day, for the days it has rows."""
-        where, args = _view_filter(view)
-        rows = self._reader().execute(
-            f"""SELECT day, SUM(prompts), SUM(successes), SUM(failures), SUM(interrupted), SUM(rejected),
-                       SUM(exec_ms), MIN(first_ts), MAX(last_ts)
-                FROM daily WHERE kind = ? AND item = ? {where} GROUP BY day ORDER BY day""",
-            (kind, item, *args),
-        )
-        return {day: Totals(*values) for day, *values in rows}
-
-    def daily_rows(self, view: View = EVERYTHING) -> list[tuple]:
-        """Every daily row of `view`: (day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms)."""
-        where, args = _view_filter(view)
-        return self._reader().execute(
-            f"""SELECT day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms
-                FROM daily WHERE kind IN ({", ".join("?" * len(KINDS))}) {where} ORDER BY day, kind, item, user""",
-            (*KINDS, *args),
-        ).fetchall()
-
-    def first_day(self) -> int | None:
-        return self._reader().execute("SELECT MIN(day) FROM daily WHERE kind = 'prompt'").fetchone()[0]
-
-    def execution_times(self, since_ts: int | None = None, user: str | None = None) -> list[int]:
-        """Execution times (ms) of finished prompts still in the detail log, shortest first."""
-        rows = self._reader().execute(
-            """SELECT exec_ms FROM prompt_log
-               WHERE exec_ms IS NOT NULL AND ts >= ? AND (? IS NULL OR user = ?) ORDER BY exec_ms""",
-            (since_ts or 0, user, user),
-        )
-        return [ms for (ms,) in rows]
-
-    def cached_nodes(self, since_ts: int | None = None, user: str | None = None) -> tuple[int, int]:
-        """(nodes served from ComfyUI's cache, finished prompts) over the detail log."""
-        return self._reader().execute(
-            """SELECT COALESCE(SUM(cached_nodes), 0), COUNT(cached_nodes) FROM prompt_log
-               WHERE ts >= ? AND (? IS NULL OR user = ?)""",
-            (since_ts or 0, user, user),
-        ).fetchone()
-
-    def outcomes_since(self, since_ts: int) -> dict[str, int]:
-        """outcome -> prompts submitted since `since_ts` ('queued' = accepted and not finished yet)."""
-        return dict(self._reader().execute(
-            "SELECT COALESCE(outcome, 'unknown'), COUNT(*) FROM prompt_log WHERE ts >= ? GROUP BY 1", (since_ts,)
-        ))
-
-    def models_used_since(self, since_ts: int) -> list[tuple[str, str, int, int]]:
-        """(type, name, count, last_seen) of models last used at or after `since_ts`, latest first."""
-        return self._reader().execute(
-            """SELECT model_type, model_name, count, last_seen FROM model_usage
-               WHERE last_seen >= ? ORDER BY last_seen DESC""",
-            (since_ts,),
-        ).fetchall()
-
-    def users(self) -> list[str]:
-        """Every user who has submitted a prompt."""
-        return [u for (u,) in self._reader().execute("SELECT DISTINCT user FROM daily WHERE kind = 'prompt' ORDER BY user")]
 
 
 _DAILY_UPSERT = """

@@ -8,6 +8,7 @@ import { injectCss } from "./lib/dom.js";
 import { openDialog } from "./lib/dialog.js";
 import { createPanel } from "./lib/panel.js";
 import { SETTINGS, syncFromServer } from "./lib/settings.js";
+import { MEMORY_SETTINGS, syncMemorySettings } from "./lib/memory_settings.js";
 
 const TAB_ID = "usage-stats";
 const OPEN_COMMAND = "UsageStats.Open";
@@ -46,10 +47,11 @@ app.registerExtension({
   commands: [{ id: OPEN_COMMAND, label: "Open Usage Stats", icon: "pi pi-chart-bar", function: openUsageStats }],
   keybindings: [{ commandId: OPEN_COMMAND, combo: { key: "u", alt: true } }],
   menuCommands: [{ path: ["Extensions"], commands: [OPEN_COMMAND] }],
-  settings: SETTINGS,
+  settings: [...SETTINGS, ...MEMORY_SETTINGS],
   setup() {
     injectCss(new URL("./usage_stats.css", import.meta.url));
     sidebarRegistered = registerSidebarTab();
     syncFromServer().catch((error) => console.warn("[usage-stats] could not read the server's settings:", error));
+    syncMemorySettings();
   },
 });

@@ -62,3 +62,15 @@ export const scanDuplicates = () => post("duplicates/scan", {});
 export const cancelDuplicates = () => post("duplicates/cancel", {});
 export const fetchHistoryImport = () => request("history-import");
 export const startHistoryImport = () => post("history-import", { confirm: true });
+export const fetchLoaded = () => request("loaded");
+export const fetchUnloadAnalytics = () => request("unload/analytics");
+export const fetchUnloadConfig = () => request("unload/config");
+
+/** Change some idle-unload settings; a value out of range comes back as an error naming the field. */
+export function putUnloadConfig(changes) {
+  return request("unload/config", {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(changes),
+  });
+}

@@ -7,6 +7,7 @@
 import { h, icon } from "./dom.js";
 import { TIER_LABELS, formatBytes, modelTypeTitle, splitModelPath, tierRank } from "./format.js";
 import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
+import { loadedBadge } from "./memory_status.js";
 import { section } from "./section.js";
 import { selectionBar } from "./selection.js";
 import { bytesByTier, countByTier, summaryBar } from "./summary_bar.js";
@@ -92,6 +93,7 @@ function modelRow(model, showType, { selected, onToggle, actions, onSelectRow })
       outcomeCell(model),
       h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: (model.reasons ?? []).join("; ") }),
       model.installed ? keepButton(model, actions) : null,
+      loadedBadge(model),
       countCell(model.count),
       dateCell(model.last_seen),
       chartButton(model.model_name, () => onSelectRow({ kind: "model", id: `${model.model_type}/${model.model_name}`, label: model.model_name })),

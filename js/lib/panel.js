@@ -11,6 +11,7 @@ import {
 } from "./api.js";
 import { createActions } from "./actions.js";
 import { duplicatesView } from "./duplicates_view.js";
+import { memoryStatus } from "./memory_status.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
 import { overview } from "./overview.js";
@@ -66,6 +67,7 @@ export function createPanel() {
       h("header", { className: "usage-stats-header" }, [
         h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, history, reset,
       ]),
+      memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() }),
       range,
       summary,
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
