@@ -3,12 +3,12 @@
  * (PUT /nodes-stats/unload/config validates and stores them, so curl and the dialog agree); the dialog shows
  * them, and a change there goes to the server at once. Timeouts read as minutes here, seconds on the server.
  */
-import { app } from "../../../scripts/app.js";
 import { fetchUnloadConfig, putUnloadConfig } from "./api.js";
+import { serverSettings } from "./server_settings.js";
 
 const PREFIX = "UsageStats.Memory.";
-const MINUTES = { toServer: (v) => Math.round(Number(v) * 60), fromServer: (v) => Math.max(1, Math.round(v / 60)) };
-const AS_IS = { toServer: (v) => v, fromServer: (v) => v };
+const MINUTES = { toServer: (v) => Math.round(Number(v) * 60), toSetting: (v) => Math.max(1, Math.round(v / 60)) };
+const AS_IS = {};
 
 /** [server field, label, type, default, attrs, conversion, tooltip]; sortOrder keeps the dialog in this order. */
 const FIELDS = [
@@ -25,39 +25,19 @@ const FIELDS = [
   ["night_multiplier", "Night timeout multiplier", "number", 0.5, { min: 0.05, max: 20, step: 0.05 }, AS_IS],
 ];
 
-let syncing = false;
+const { settings, sync } = serverSettings({
+  fields: FIELDS.map(([field, name, type, defaultValue, attrs, convert, tooltip], index) => ({
+    field, id: PREFIX + field, name, type, defaultValue, attrs, tooltip, ...convert,
+    category: ["Usage Stats", "Memory", field],
+    sortOrder: FIELDS.length - index,
+  })),
+  read: fetchUnloadConfig,
+  write: putUnloadConfig,
+});
 
-export const MEMORY_SETTINGS = FIELDS.map(([field, name, type, defaultValue, attrs, convert, tooltip], index) => ({
-  id: PREFIX + field,
-  name,
-  type,
-  defaultValue,
-  attrs,
-  tooltip,
-  category: ["Usage Stats", "Memory", field],
-  sortOrder: FIELDS.length - index,
-  onChange: (value, old) => {
-    if (old === undefined || syncing || value === old) return; // registration, or our own sync from the server
-    putUnloadConfig({ [field]: convert.toServer(value) }).catch((error) => {
-      app.extensionManager?.toast?.add({ severity: "error", summary: "Usage Stats: setting refused", detail: error.message, life: 6000 });
-    });
-  },
-}));
+export const MEMORY_SETTINGS = settings;
 
-/** Show the server's values in the dialog (they may have been changed through the API meanwhile). */
-export async function syncMemorySettings() {
-  const setting = app.extensionManager?.setting;
-  if (!setting?.set) return;
-  try {
-    const values = await fetchUnloadConfig();
-    syncing = true;
-    for (const [field, , , , , convert] of FIELDS) {
-      const value = convert.fromServer(values[field]);
-      if (setting.get(PREFIX + field) !== value) await setting.set(PREFIX + field, value);
-    }
-  } catch (error) {
-    console.warn("[usage-stats] could not read the memory settings", error);
-  } finally {
-    syncing = false;
-  }
+/** Show the server's values in the dialog; a server that cannot answer leaves the dialog as it was. */
+export function syncMemorySettings() {
+  return sync().catch((error) => console.warn("[usage-stats] could not read the memory settings", error));
 }

@@ -1,10 +1,9 @@
 /**
- * The extension's entries in ComfyUI's settings dialog (category "Usage Stats"). The server's config is
- * the truth: at start-up the dialog is brought in line with it, and a change made in the dialog is sent
- * to PUT /nodes-stats/config; a value the server refuses is put back and the reason shown in a toast.
+ * The config's entries in ComfyUI's settings dialog (category "Usage Stats"), kept in line with
+ * GET / PUT /nodes-stats/config by server_settings.js.
  */
-import { app } from "../../../scripts/app.js";
 import { fetchConfig, updateConfig } from "./api.js";
+import { serverSettings } from "./server_settings.js";
 
 const FIELDS = [
   { field: "tracking", id: "UsageStats.Tracking.Enabled", name: "Record prompts", type: "boolean", defaultValue: true,
@@ -25,36 +24,13 @@ const FIELDS = [
     type: "number", defaultValue: 180, attrs: { min: 7, max: 3650 }, category: ["Usage Stats", "Storage", "Retention"] },
 ];
 
-let syncing = false;
+const { settings, sync } = serverSettings({
+  fields: FIELDS,
+  read: async () => (await fetchConfig()).config,
+  write: updateConfig,
+});
 
-async function send(spec, value, previous) {
-  if (syncing || previous === undefined) return; // registration replays the stored value: the server decides
-  try {
-    await updateConfig({ [spec.field]: spec.toServer ? spec.toServer(value) : value });
-  } catch (error) {
-    app.extensionManager?.toast?.add({ severity: "error", summary: "Usage Stats setting not saved", detail: error.message, life: 6000 });
-    await syncFromServer();
-  }
-}
-
-/** For registerExtension({ settings }): every field of the server's config as a ComfyUI setting. */
-export const SETTINGS = FIELDS.map(({ field, toSetting, toServer, ...setting }) => ({
-  ...setting,
-  onChange: (value, previous) => send({ field, toServer }, value, previous),
-}));
-
-/** Show the server's values in the dialog (another tab, user or script may have changed them). */
-export async function syncFromServer() {
-  const settings = app.extensionManager?.setting;
-  if (!settings) return;
-  const { config } = await fetchConfig();
-  syncing = true;
-  try {
-    for (const spec of FIELDS) {
-      const value = spec.toSetting ? spec.toSetting(config[spec.field]) : config[spec.field];
-      if (settings.get(spec.id) !== value) await settings.set(spec.id, value);
-    }
-  } finally {
-    syncing = false;
-  }
-}
+/** For registerExtension({ settings }). */
+export const SETTINGS = settings;
+/** Show the server's values in the dialog. */
+export const syncFromServer = sync;
