@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from contextlib import contextmanager
+from typing import Iterator
+
+from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,6 +62,17 @@ def seed_base(base: Path) -> Path:
         (base / "custom_nodes" / name).mkdir(parents=True, exist_ok=True)
         (base / "custom_nodes" / name / "__init__.py").write_text(DEMO_PACK.replace("Demo", name.split("-")[2].title()))
     return base
+
+
+@contextmanager
+def open_ui(url: str, height: int = 1000) -> Iterator["UsageStatsPage"]:
+    """A fresh headless Chromium on the ComfyUI page at `url`, seen through the Usage Stats tab."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield UsageStatsPage(browser.new_page(viewport={"width": 1400, "height": height}), url)
+        finally:
+            browser.close()
 
 
 class UsageStatsPage:

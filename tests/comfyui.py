@@ -43,6 +43,19 @@ def place_file(path: Path, content: bytes = b"x") -> Path:
     return path
 
 
+def until(check, timeout: float = 20.0, what: str = "", server: "ComfyServer | None" = None):
+    """Poll `check()` until it returns something truthy and return that (the writer and ComfyUI's worker are
+    asynchronous); on timeout, fail saying what did not happen, with the server's log when given one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    log = f"\n{server.log()[-3000:]}" if server else ""
+    raise AssertionError(f"{what or 'the check'} did not happen within {timeout} s; last: {check()}{log}")
+
+
 class ComfyServer:
     """One ComfyUI process. `base` is its --base-directory; call start(), then stop() (or use `with`)."""
 

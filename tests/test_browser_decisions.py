@@ -8,9 +8,9 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, UsageStatsPage, seed_base
+from browser_helpers import open_ui, seed_base
 from comfyui import ComfyServer, place_file
 from usage_stats.tracker import DAY, UsageStore
 
@@ -37,12 +37,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def ui(server):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        stats = UsageStatsPage(page, server.url)
+    with open_ui(server.url) as stats:
         yield stats
-        browser.close()
 
 
 def test_a_model_moves_to_quarantine_and_back_from_the_panel(ui, server):

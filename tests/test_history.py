@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui import ComfyServer, copy_pack, place_file
+from comfyui import ComfyServer, copy_pack, place_file, until
 
 pytestmark = pytest.mark.comfyui
 
@@ -32,17 +32,6 @@ HOSTILE_NAMES = [
 
 def wait(server: ComfyServer, seconds: float = 0.0, ckpt: str = "a.safetensors", node: str = "OutcomeWait") -> dict:
     return {"1": {"class_type": node, "inputs": {"seconds": seconds, "ckpt": ckpt}}}
-
-
-def until(check, timeout: float = 20.0):
-    """Poll `check()` until it returns something truthy (the writer and ComfyUI's worker are asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"gave up after {timeout} s; last: {check()}")
 
 
 def model_row(server: ComfyServer, name: str) -> dict:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from comfyui import ComfyServer
+from comfyui import ComfyServer, until
 from tiny_models import tiny_vae
 
 pytestmark = pytest.mark.comfyui
@@ -63,16 +63,6 @@ def loaded(server: ComfyServer) -> list[dict]:
     return server.get("/nodes-stats/loaded")["models"]
 
 
-def wait_until(condition, timeout: float, what: str, server: ComfyServer):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout} s:\n{server.log()[-3000:]}")
-
-
 def analytics_row(server: ComfyServer) -> dict:
     rows = [r for r in server.get("/nodes-stats/unload/analytics") if (r["model_type"], r["model_name"]) == ("vae", VAE)]
     return rows[0] if rows else {"load_count": 0, "loaded": None}
@@ -86,7 +76,7 @@ def test_a_model_a_prompt_loaded_is_listed_with_its_file_and_load_time(server):
     assert model["load_seconds"] > 0
     assert model["size_bytes"] > 1_000_000  # ~2.4 M float32 weights
     assert model["loaded_at"] and model["last_used"]
-    wait_until(lambda: analytics_row(server)["load_count"], 10, "the load's record", server)
+    until(lambda: analytics_row(server)["load_count"], 10, "the load's record", server)
     row = analytics_row(server)
     assert row["loaded"] is True and row["load_count"] == 1 and row["average_load_seconds"] > 0
     assert row["timeout_seconds"] == configure(server)["vae_seconds"]
@@ -101,12 +91,12 @@ def test_with_a_short_timeout_the_model_is_unloaded_once_comfyui_is_idle(server)
         status = server.get("/nodes-stats/loaded")
         assert status["enabled"] and status["next_unload"] is not None
         assert status["models"][0]["unload_at"] is not None
-        wait_until(lambda: loaded(server) == [], 20, "the idle unload", server)
+        until(lambda: loaded(server) == [], 20, "the idle unload", server)
         assert server.get("/nodes-stats/loaded")["unloads"] >= 1
         assert analytics_row(server)["loaded"] is False
         # The memory really went back: the next prompt reads the file and loads the model again.
         assert run(server, decode_prompt(width=80))["status_str"] == "success"
-        wait_until(lambda: analytics_row(server)["load_count"] == loads_before + 1, 10, "the second load's record", server)
+        until(lambda: analytics_row(server)["load_count"] == loads_before + 1, 10, "the second load's record", server)
     finally:
         configure(server, enabled=False)
 
@@ -131,7 +121,7 @@ def test_unload_now_frees_everything_between_prompts(server):
     assert loaded(server)
     status, answer, _ = server.request("POST", "/nodes-stats/unload/now", {"confirm": True})
     assert (status, answer["requested"], answer["models"]) == (200, True, [VAE])
-    wait_until(lambda: loaded(server) == [], 10, "the unload asked for", server)
+    until(lambda: loaded(server) == [], 10, "the unload asked for", server)
 
 
 @pytest.mark.parametrize(

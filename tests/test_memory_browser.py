@@ -10,9 +10,9 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, UsageStatsPage, seed_base
+from browser_helpers import open_ui, seed_base
 from comfyui import ComfyServer
 from test_memory_acceptance import VAE, decode_prompt, run
 from tiny_models import tiny_vae
@@ -30,10 +30,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def ui(server):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield UsageStatsPage(browser.new_page(viewport={"width": 1400, "height": 900}), server.url)
-        browser.close()
+    with open_ui(server.url, height=900) as stats:
+        yield stats
 
 
 def test_the_status_line_says_what_is_loaded_and_the_models_tab_marks_it(server, ui):
