@@ -398,6 +398,7 @@ class StatsApi:
         for section in report:
             mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
         disk.attach_sizes(report, infos)
+        _attach_load_stats(report, store.load_rows())
         return report
 
     def _export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
@@ -413,6 +414,15 @@ class StatsApi:
         """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
         if packages or models:
             self.writer.submit(lambda store: store.note_installed(packages, models))
+
+
+def _attach_load_stats(report: list[dict], loads: dict[tuple[str, str], tuple[int, int, int, int]]) -> None:
+    """Each model row's `load_count` and `average_load_seconds` (memory.py records every load)."""
+    for section in report:
+        for model in section["models"]:
+            count, total_ms, *_ = loads.get((section["model_type"], model["model_name"]), (0, 0))
+            model["load_count"] = count
+            model["average_load_seconds"] = round(total_ms / count / 1000, 3) if count else None
 
 
 def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, offset: int, limit: int):

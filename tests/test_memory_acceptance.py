@@ -80,6 +80,8 @@ def test_a_model_a_prompt_loaded_is_listed_with_its_file_and_load_time(server):
     row = analytics_row(server)
     assert row["loaded"] is True and row["load_count"] == 1 and row["average_load_seconds"] > 0
     assert row["timeout_seconds"] == configure(server)["vae_seconds"]
+    listed = server.model("vae", VAE)
+    assert listed["load_count"] == 1 and listed["average_load_seconds"] == row["average_load_seconds"]
 
 
 def test_with_a_short_timeout_the_model_is_unloaded_once_comfyui_is_idle(server):
