@@ -51,7 +51,7 @@ export function createPanel() {
     }, [icon("pi-download")]);
     const range = h("div", { className: "usage-stats-range-box" });
     const summary = h("div", { className: "usage-stats-overview-box" });
-    const history = iconButton("pi-history", "Import history from my outputs", "usage-stats-import-history", () => actions.importHistory());
+    const importHistory = iconButton("pi-history", "Import history from my outputs", "usage-stats-import-history", () => actions.importHistory());
     const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => actions.reset(state.data?.status.prompts_recorded ?? 0));
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
@@ -65,7 +65,7 @@ export function createPanel() {
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
-        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, history, reset,
+        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, importHistory, reset,
       ]),
       memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() }),
       range,
@@ -110,12 +110,12 @@ export function createPanel() {
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models, summary, live, quarantine, log, duplicates, history] = await Promise.all([
+      const [status, packages, models, summary, live, quarantine, log, duplicates, rowHistory] = await Promise.all([
         fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range), fetchRealtime(),
         fetchQuarantine(), fetchActions(), fetchDuplicates(), selection ? fetchHistory({ ...selection, ...range }) : null,
       ]);
       if (id !== loadId) return;
-      if (selection) selection.series = history.series;
+      if (selection) selection.series = rowHistory.series;
       Object.assign(state, {
         data: { status, packages, summary, live, models: prepareModels(models), quarantine, log, duplicates }, error: null,
       });
