@@ -108,7 +108,7 @@ def _migration_1_initial(db: sqlite3.Connection) -> None:
 
 
 def _migration_2_prompt_days(db: sqlite3.Connection) -> None:
-    """Prompts per UTC day, for prompt-log rows rolled up after PROMPT_DETAIL_DAYS: bounded growth."""
+    """Prompts per UTC day, for prompt-log rows rolled up after 180 days (v3 folds them into `daily`)."""
     db.execute("CREATE TABLE prompt_days (day INTEGER PRIMARY KEY, prompts INTEGER NOT NULL)")
 
 

@@ -164,14 +164,11 @@ class ComfyServer:
 
     def wait_recorded(self, count: int, timeout: float = 10.0) -> dict:
         """Wait until the extension has written `count` prompts to its database (the writer is asynchronous)."""
-        deadline = time.monotonic() + timeout
-        status = {}
-        while time.monotonic() < deadline:
+        def recorded():
             status = self.get("/nodes-stats/status")
-            if status.get("prompts_recorded", 0) >= count:
-                return status
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} recorded prompts, status is {status}")
+            return status if status.get("prompts_recorded", 0) >= count else None
+
+        return until(recorded, timeout, f"{count} recorded prompts")
 
     def model(self, model_type: str, name: str) -> dict | None:
         """One model row from /nodes-stats/models, or None when it is not listed."""

@@ -18,6 +18,7 @@ function withQuery(route, params) {
   return text ? `${route}?${text}` : route;
 }
 
+/** The init of a request with a JSON body (every change this API takes is one). */
 const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 export const fetchStatus = () => request("status");
@@ -43,10 +44,8 @@ export const fetchQuarantine = () => request("quarantine");
 export const fetchActions = () => request("actions?limit=50");
 export const fetchDuplicates = () => request("duplicates");
 
-/** Every change is a JSON POST; the server insists on an explicit "confirm": true for each one. */
-function post(route, body) {
-  return request(route, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-}
+/** Every action is a JSON POST; the server insists on an explicit "confirm": true for each one. */
+const post = (route, body) => request(route, json("POST", body));
 
 /** Delete every recorded statistic. */
 export const resetStats = () => post("reset", { confirm: true });
@@ -67,10 +66,4 @@ export const fetchUnloadAnalytics = () => request("unload/analytics");
 export const fetchUnloadConfig = () => request("unload/config");
 
 /** Change some idle-unload settings; a value out of range comes back as an error naming the field. */
-export function putUnloadConfig(changes) {
-  return request("unload/config", {
-    method: "PUT",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(changes),
-  });
-}
+export const putUnloadConfig = (changes) => request("unload/config", json("PUT", changes));
