@@ -15,25 +15,30 @@ WEB_DIRECTORY = "./js"
 
 
 def _install(prompt_server) -> None:
+    from .access import Access
+    from .actions.decisions import Decisions
     from .evidence import EvidenceSource
     from .mapper import ModelMapper, PackageMapper
     from .memory import start_memory
     from .outcomes import queue_state, submission_middleware, wrap_task_done
     from .routes import DecisionsApi, StatsApi, register_routes
     from .workflows import SavedWorkflows
-    from .writer import Writer, open_store
+    from .writer import Writer, database_path, open_store
 
-    own_pack = os.path.basename(os.path.dirname(__file__))
-    writer = Writer(open_store, PackageMapper(own_pack=own_pack), ModelMapper())
+    packages = PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__)))
+    writer = Writer(open_store, packages, ModelMapper())
+    decisions = Decisions(os.path.dirname(database_path()), packages.is_protected)
     api = StatsApi(
         writer,
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
-        evidence=EvidenceSource(SavedWorkflows()),
+        evidence=EvidenceSource(SavedWorkflows(), decisions),
     )
-    decisions = DecisionsApi(api, writer.config, own_pack=own_pack)
-    register_routes(prompt_server.routes, api, decisions, start_memory(prompt_server, writer))
+    access = Access.from_comfyui()
+    decisions_api = DecisionsApi(api, decisions, writer.config, access.listen)
+    register_routes(prompt_server.routes, access, api, decisions_api, start_memory(prompt_server, writer))
     writer.start()
+    writer.submit(decisions.take_over)  # the keep list and quarantine of an older version; moves a crash cut short
     atexit.register(writer.stop)
     prompt_server.add_on_prompt_handler(writer.on_prompt)
     try:

@@ -36,26 +36,28 @@ def combine(workflow_refs: dict, kept_keys) -> dict:
 
 
 class EvidenceSource:
-    """The evidence for a report being built: saved workflows (re-read when they change) and the keep list."""
+    """The evidence for a report being built: saved workflows (re-read when they change) and the keep list
+    (`decisions`, whose `kept()` and `version` say what is pinned and when that changed)."""
 
-    def __init__(self, workflows: SavedWorkflows):
+    def __init__(self, workflows: SavedWorkflows, decisions):
         self.workflows = workflows
+        self.decisions = decisions
 
-    def version(self) -> int:
-        """Changes whenever a saved workflow changed (the keep list changes the store's version)."""
+    def version(self) -> tuple[int, int]:
+        """Changes whenever a saved workflow or the keep list changed."""
         self.workflows.scan()
-        return self.workflows.version
+        return self.workflows.version, self.decisions.version
 
-    def for_models(self, store, installed: dict[str, list[str]]):
+    def for_models(self, installed: dict[str, list[str]]):
         """(evidence, workflow references, kept keys) for model_report, keyed by (type, name)."""
         references = model_references(self.workflows.scan(), installed)
-        kept = {(t, n) for (kind, t, n) in store.kept() if kind == "model"}
+        kept = {(t, n) for (kind, t, n) in self.decisions.kept() if kind == "model"}
         return combine(references, kept), references, kept
 
-    def for_packages(self, store, package_of: dict[str, str]):
+    def for_packages(self, package_of: dict[str, str]):
         """(evidence, workflow references, kept names) for package_report, keyed by pack name."""
         references = package_references(self.workflows.scan(), package_of)
-        kept = {n for (kind, _t, n) in store.kept() if kind == "package"}
+        kept = {n for (kind, _t, n) in self.decisions.kept() if kind == "package"}
         return combine(references, kept), references, kept
 
 

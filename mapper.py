@@ -72,8 +72,14 @@ class PackageMapper:
                 continue
             packs[name] = InstalledPackage(name, disabled=state == "disabled", import_failed=state == "failed")
         for pack in packs.values():
-            pack.protected = pack.name == self.own_pack or pack.name.lower() in PROTECTED_PACKS
+            pack.protected = self.is_protected(pack.name)
         return sorted(packs.values(), key=lambda p: p.name.lower())
+
+    def is_protected(self, pack: str) -> bool:
+        """Whether a pack (its name, or its path in custom_nodes) manages or observes the install: ComfyUI-Manager
+        and this extension are never suggested for removal, nor disabled from here."""
+        name = os.path.basename(pack)
+        return name == self.own_pack or name.lower() in PROTECTED_PACKS
 
 
 def _custom_node_dirs() -> list[str]:

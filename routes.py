@@ -8,17 +8,18 @@ its status, so no handler carries its own try/except and no bad request ever bec
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterable
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from . import actions, disk, duplicates, exports, outputs
+from . import disk, duplicates, exports, outputs
+from .access import Access, is_loopback, listens_beyond_loopback, split_host
+from .actions.decisions import Decisions
+from .actions.moves import ActionRefused
 from .evidence import EvidenceSource, mark_rows
 from .jobs import Job
 from .logs import warn_once
@@ -56,12 +57,14 @@ class ApiError(Exception):
 
 def register_routes(
     routes: web.RouteTableDef,
+    access: Access,
     api: "StatsApi",
-    decisions: "DecisionsApi | None" = None,
+    decisions: "DecisionsApi",
     memory: MemoryManager | None = None,
 ) -> None:
-    """Every /nodes-stats route. ComfyUI serves each under /api/nodes-stats/... as well."""
-    decisions = decisions or DecisionsApi(api)
+    """Every /nodes-stats route, each answering only requests `access` lets in. ComfyUI serves each under
+    /api/nodes-stats/... as well."""
+    _json_route = partial(_guarded_json_route, access)
     routes.get("/nodes-stats/packages")(_json_route(api.packages))
     routes.get("/nodes-stats/usage")(_json_route(api.usage))
     routes.get("/nodes-stats/models")(_json_route(api.models))
@@ -98,11 +101,18 @@ def register_routes(
     routes.get("/nodes-stats/unload/analytics")(_json_route(memory_api.analytics))
 
 
-def _json_route(handler):
-    """Wrap a handler returning (data, headers) into an aiohttp handler with our error shape and headers."""
+def _guarded_json_route(access: Access, handler):
+    """Wrap a handler returning (data, headers) into an aiohttp handler with our error shape and headers, that
+    answers only requests for this server's own names (every route: they show absolute paths), and takes
+    changes only from pages of its own origin."""
 
     async def route(request: web.Request) -> web.Response:
         try:
+            refusal = access.host_refusal(request.headers.get("Host"))
+            if refusal is None and request.method not in ("GET", "HEAD"):
+                refusal = access.origin_refusal(request.headers.get("Origin"), request.headers.get("Host"))
+            if refusal is not None:
+                raise ApiError(403, refusal)
             data, headers = await handler(request)
             status = 200
         except ApiError as error:
@@ -221,7 +231,6 @@ class StatsApi:
 
     async def reset(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         body = await _json_body(request)
         if not isinstance(body, dict) or body.get("confirm") is not True:
             raise ApiError(400, 'reset deletes every recorded statistic; send the JSON body {"confirm": true} to do it')
@@ -285,11 +294,10 @@ class StatsApi:
 
     async def update_config(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         changes = await _json_body(request)
         if isinstance(changes, dict) and "allow_remote_actions" in changes and not _from_this_computer(request):
             raise ApiError(403, "refused: allow_remote_actions guards file actions against the network, so it can be "
-                                "changed only from this computer (a request to 127.0.0.1)")
+                                "changed only from this computer (a page or script at 127.0.0.1 or localhost)")
         await self._ready_store()
         try:
             values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
@@ -356,7 +364,7 @@ class StatsApi:
         first = store.package_first_installed()
         self._note_first_sightings(packages=[p.name for p in installed if p.name not in first])
         package_of = packages.packages_by_class()
-        evidence, references, kept = self.evidence.for_packages(store, package_of) if self.evidence else ({}, {}, set())
+        evidence, references, kept = self.evidence.for_packages(package_of) if self.evidence else ({}, {}, set())
         report = package_report(
             store.node_rows(), installed, package_of, first, store.now(), self._thresholds(store),
             view, store.totals("node", view), evidence,
@@ -391,7 +399,7 @@ class StatsApi:
         self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
         infos = disk.stat_listing(installed, _full_path)
         same_file = {**models.same_file_keys(), **disk.identities(infos)}  # every name of one file shares its usage
-        evidence, references, kept = self.evidence.for_models(store, installed) if self.evidence else ({}, {}, set())
+        evidence, references, kept = self.evidence.for_models(installed) if self.evidence else ({}, {}, set())
         report = model_report(
             store.model_rows(), installed, first, store.now(), same_file, thresholds, view, store.totals("model", view), evidence,
         )
@@ -523,24 +531,12 @@ async def _json_body(request: web.Request):
 
 
 def _from_this_computer(request: web.Request) -> bool:
-    """Whether the client connected from a loopback address (a reverse proxy on this machine counts as local)."""
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        return False
-
-
-def _require_same_origin(request: web.Request) -> None:
-    """Refuse a browser request sent by another site: ComfyUI checks Origin only for loopback hosts."""
+    """A client on this machine, asking by a loopback name, from a loopback page or from no page (a script).
+    A reverse proxy on this machine counts as local: it is the user's own."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return  # not a browser, or a same-origin GET-like navigation; curl and scripts send none
-    try:
-        netloc = urlsplit(origin).netloc.lower()
-    except ValueError:  # e.g. "http://[::1": not an origin any page of ours sends
-        netloc = None
-    if origin == "null" or netloc != request.host.lower():
-        raise ApiError(403, f"refused: this request comes from another site ({origin})")
+    host_name, _port = split_host(request.headers.get("Host"), 80)
+    origin_name, _port = split_host(origin.partition("://")[2], 80) if origin else ("localhost", None)
+    return is_loopback(request.remote) and is_loopback(host_name) and is_loopback(origin_name)
 
 
 # --------------------------------------------------------------------------- decisions and actions (issue 7)
@@ -555,16 +551,16 @@ def _full_path(model_type: str, name: str) -> str | None:
 class DecisionsApi:
     """Disk space, references, the keep list, and the actions that change files (quarantine, packs).
 
-    Every action is a POST with a JSON confirmation from this page's own origin, refused with 403 while ComfyUI
-    listens beyond loopback unless the `allow_remote_actions` setting allows it, and runs on the writer
-    thread (actions.py), which also logs it.
+    Every action is a POST with a JSON confirmation from a page of this server's own origin, refused with 403
+    while ComfyUI listens beyond loopback unless the `allow_remote_actions` setting allows it, and runs in an
+    executor thread through `decisions` (actions/), one at a time, never on the thread that records prompts.
     """
 
-    def __init__(self, api: StatsApi, config: Config | None = None, listen=actions.comfyui_listen_addresses, own_pack: str = ""):
+    def __init__(self, api: StatsApi, decisions: Decisions, config: Config, listen: str | None):
         self.api = api
-        self.config = config or Config(CONFIG_FIELDS)
+        self.decisions = decisions
+        self.config = config
         self.listen = listen
-        self.own_pack = own_pack
         self.duplicates_job = Job("duplicate search")
         self.history_job = Job("history import")
 
@@ -590,7 +586,6 @@ class DecisionsApi:
 
     async def keep(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         body = await _json_body(request)
         if not isinstance(body, dict) or body.get("kind") not in ("model", "package") or not isinstance(body.get("keep"), bool):
             raise ApiError(400, 'send {"kind": "model", "model_type": "checkpoints", "name": "…", "keep": true} '
@@ -599,21 +594,18 @@ class DecisionsApi:
         model_type = body.get("model_type") if kind == "model" else ""
         if not _short_text(name) or (kind == "model" and not _short_text(model_type)):
             raise ApiError(400, "name (and, for a model, model_type) must be non-empty strings")
-        await self.api._ready_store()
-        await asyncio.wrap_future(self.api.writer.submit(lambda store: store.set_kept(kind, model_type, name, keep)))
+        await self._act(self.decisions.set_kept, kind, model_type, name, keep)
         return {"ok": True, "kind": body["kind"], "model_type": model_type, "name": name, "kept": body["keep"]}, {}
 
     async def quarantine_list(self, request: web.Request):
         _query(request, set())
-        store = await self.api._ready_store()
-        items = await asyncio.get_running_loop().run_in_executor(None, store.quarantined)
+        items = await self._act(self.decisions.quarantined)
         return {"items": items, "files": len(items), "bytes": sum(i["size"] for i in items)}, {}
 
     async def actions_log(self, request: web.Request):
         params = _query(request, {"limit"})
-        store = await self.api._ready_store()
         limit = _integer(params, "limit", 200, 1, 10_000)
-        return await asyncio.get_running_loop().run_in_executor(None, store.actions, limit), {}
+        return await self._act(self.decisions.actions, limit), {}
 
     async def quarantine(self, request: web.Request):
         body, by = await self._action_request(request)
@@ -623,9 +615,8 @@ class DecisionsApi:
         moved, refused = [], []
         for model in models:
             model_type, name = model.get("model_type"), model.get("model_name")
-            task = partial(_quarantine_one, model_type=model_type, model_name=name, models=self.api.writer.models, by=by)
-            try:
-                moved.append(await self._act(task))
+            try:  # against the listing as it is now, after the moves before it
+                moved.append(await self._act(self._quarantine_one, model_type, name, by))
             except ApiError as error:
                 refused.append({"model_type": model_type, "model_name": name, "error": error.message, "status": error.status})
         if not moved:
@@ -637,7 +628,7 @@ class DecisionsApi:
         ids = body.get("ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ApiError(400, 'send {"confirm": true, "ids": [1, 2]} with the ids of GET /nodes-stats/quarantine')
-        restored = [await self._act(lambda store, i=i: actions.restore(store, i, by)) for i in ids]
+        restored = [await self._act(self.decisions.restore, i, by) for i in ids]
         return {"restored": restored}, {}
 
     async def empty(self, request: web.Request):
@@ -646,15 +637,15 @@ class DecisionsApi:
         if not isinstance(confirmed, int) or isinstance(confirmed, bool):
             raise ApiError(400, 'deleting is for good: send {"confirm": true, "confirm_bytes": N} with the bytes '
                                 'GET /nodes-stats/quarantine shows')
-        return await self._act(lambda store: actions.empty(store, confirmed, by)), {}
+        return await self._act(self.decisions.empty, confirmed, by), {}
 
     async def disable_pack(self, request: web.Request):
         body, by = await self._action_request(request)
-        return await self._act(lambda store: actions.disable_pack(store, body.get("package"), self.own_pack, by)), {}
+        return await self._act(self.decisions.disable_pack, body.get("package"), by), {}
 
     async def enable_pack(self, request: web.Request):
         body, by = await self._action_request(request)
-        return await self._act(lambda store: actions.enable_pack(store, body.get("package"), self.own_pack, by)), {}
+        return await self._act(self.decisions.enable_pack, body.get("package"), by), {}
 
     async def duplicates(self, request: web.Request):
         _query(request, set())
@@ -663,7 +654,6 @@ class DecisionsApi:
     async def scan_duplicates(self, request: web.Request):
         """Start the duplicate search (it only reads files: same origin is all it needs)."""
         _query(request, set())
-        _require_same_origin(request)
         store = await self.api._ready_store()
         writer = self.api.writer
 
@@ -679,7 +669,6 @@ class DecisionsApi:
 
     async def cancel_duplicates(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         return {"cancelled": self.duplicates_job.cancel()}, {}
 
     async def history_import(self, request: web.Request):
@@ -689,7 +678,6 @@ class DecisionsApi:
     async def start_history_import(self, request: web.Request):
         """Opt in to reading past outputs' prompts into the history (it writes statistics, so it is confirmed)."""
         _query(request, set())
-        _require_same_origin(request)
         body = await _json_body(request)
         if not isinstance(body, dict) or body.get("confirm") is not True:
             raise ApiError(400, 'importing adds the prompts found in your output images to the history; send {"confirm": true}')
@@ -711,14 +699,12 @@ class DecisionsApi:
 
     async def cancel_history_import(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         return {"cancelled": self.history_job.cancel()}, {}
 
     async def _action_request(self, request: web.Request) -> tuple[dict, str]:
         """The checks every action passes before anything is touched; returns the body and who asked."""
         _query(request, set())
-        _require_same_origin(request)
-        if actions.listens_beyond_loopback(self.listen()) and not self.config["allow_remote_actions"]:
+        if listens_beyond_loopback(self.listen) and not self.config["allow_remote_actions"]:
             raise ApiError(
                 403,
                 "refused: ComfyUI listens beyond this computer (--listen), so anyone on the network could move your files; "
@@ -729,18 +715,15 @@ class DecisionsApi:
             raise ApiError(400, 'this action changes files on disk; send a JSON body with "confirm": true')
         return body, f"{request.remote or 'unknown'}"
 
-    async def _act(self, task):
-        """Run one file action on the writer thread; a refusal becomes its HTTP error."""
-        await self.api._ready_store()
+    async def _act(self, action, *args):
+        """Run one decision in an executor thread (actions/ serialises them); a refusal becomes its HTTP error."""
         try:
-            return await asyncio.wrap_future(self.api.writer.submit(task))
-        except actions.ActionRefused as refused:
+            return await asyncio.get_running_loop().run_in_executor(None, action, *args)
+        except ActionRefused as refused:
             raise ApiError(refused.status, refused.message) from None
 
-
-def _quarantine_one(store: UsageStore, model_type, model_name, models, by: str) -> dict:
-    """Quarantine against the listing as it is now, on the writer thread (after earlier moves were made)."""
-    return actions.quarantine(store, model_type, model_name, models.installed(), by)
+    def _quarantine_one(self, model_type, model_name, by: str) -> dict:
+        return self.decisions.quarantine(model_type, model_name, self.api.writer.models.installed(), by)
 
 
 def _short_text(value) -> bool:
@@ -770,7 +753,6 @@ class MemoryApi:
 
     async def change_config(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         manager = await self._settled_manager()
         changes = await _json_body(request)
         async with self._changing:
@@ -784,7 +766,6 @@ class MemoryApi:
 
     async def override(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         manager = await self._settled_manager()
         model_type, model_name = request.match_info["model_type"], request.match_info["model_name"]
         known = set(self.writer.models.tracked_types())  # canonical names, as loads are recorded
@@ -807,7 +788,6 @@ class MemoryApi:
 
     async def unload_now(self, request: web.Request):
         _query(request, set())
-        _require_same_origin(request)
         manager = self._manager()
         body = await _json_body(request)
         if not isinstance(body, dict) or body.get("confirm") is not True:

@@ -234,12 +234,23 @@ def _migration_5_model_loads(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_6_decisions_leave_the_database(db: sqlite3.Connection) -> None:
+    """The keep list, the quarantine manifest and the actions log move to journals beside the files they
+    describe (actions/), so a corrupt database can no longer strand a quarantined file or forget a pin. Their
+    tables wait under legacy_ names until the journals have taken them over (`take_legacy_decisions`)."""
+    for table in LEGACY_DECISION_TABLES:
+        db.execute(f"ALTER TABLE {table} RENAME TO legacy_{table}")
+
+
+LEGACY_DECISION_TABLES = ("keep_list", "quarantine", "actions_log")
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1_initial,
     _migration_2_prompt_days,
     _migration_3_outcomes_and_daily,
     _migration_4_decisions,
     _migration_5_model_loads,
+    _migration_6_decisions_leave_the_database,
 ]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
@@ -722,48 +733,29 @@ class UsageStore:
         rows = self._reader().execute("SELECT model_type, model_name, timeout_seconds FROM unload_overrides")
         return {(t, n): seconds for t, n, seconds in rows}
 
-    # ---- decisions: keep list, quarantine manifest, actions log (issue 7)
+    # ---- decisions kept here before version 6 (now in actions/ journals)
 
-    def set_kept(self, kind: str, model_type: str, name: str, kept: bool) -> None:
-        """Pin (or unpin) a model or package: a kept item is never suggested for removal. A reset keeps pins."""
+    def legacy_decisions(self) -> dict[str, list[tuple]] | None:
+        """The rows of the legacy_ decision tables, or None once they were taken over."""
+        reader = self._reader()
+        names = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {f"legacy_{t}" for t in LEGACY_DECISION_TABLES} <= names:
+            return None
+        return {
+            "keep_list": reader.execute("SELECT kind, model_type, name, since FROM legacy_keep_list").fetchall(),
+            "quarantine": reader.execute(
+                "SELECT id, model_type, model_name, original, quarantined, size, at FROM legacy_quarantine ORDER BY id"
+            ).fetchall(),
+            "actions_log": reader.execute(
+                "SELECT at, action, target, source, destination, requested_by FROM legacy_actions_log ORDER BY id"
+            ).fetchall(),
+        }
+
+    def drop_legacy_decisions(self) -> None:
+        """Called once the journals hold what the legacy_ tables held."""
         with atomic(self._db) as db:
-            if kept:
-                db.execute(
-                    "INSERT OR IGNORE INTO keep_list (kind, model_type, name, since) VALUES (?, ?, ?, ?)",
-                    (kind, model_type, name, self.now()),
-                )
-            else:
-                db.execute("DELETE FROM keep_list WHERE kind = ? AND model_type = ? AND name = ?", (kind, model_type, name))
-        self.version += 1
-
-    def kept(self) -> dict[tuple[str, str, str], int]:
-        """(kind, model_type, name) -> when it was pinned."""
-        rows = self._reader().execute("SELECT kind, model_type, name, since FROM keep_list")
-        return {(k, t, n): since for k, t, n, since in rows}
-
-    def log_action(self, db: sqlite3.Connection, action: str, target: str, source=None, destination=None, by=None) -> None:
-        """One actions-log row, in the caller's transaction: an action and its record commit together."""
-        db.execute(
-            "INSERT INTO actions_log (at, action, target, source, destination, requested_by) VALUES (?, ?, ?, ?, ?, ?)",
-            (self.now(), action, target, source, destination, by),
-        )
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction for a task on the writer thread that records a file action (see actions.py)."""
-        with atomic(self._db) as db:
-            yield db
-        self.version += 1
-
-    def actions(self, limit: int = 200) -> list[dict]:
-        rows = self._reader().execute(
-            "SELECT id, at, action, target, source, destination, requested_by FROM actions_log ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            {"id": i, "at": iso(at), "action": a, "target": t, "from": s, "to": d, "requested_by": by}
-            for i, at, a, t, s, d, by in rows
-        ]
+            for table in LEGACY_DECISION_TABLES:
+                db.execute(f"DROP TABLE IF EXISTS legacy_{table}")
 
     def record_imported(self, batch: list[tuple[str, PromptUse]]) -> int:
         """Record the prompts of `batch` [(digest, use)] not imported before, marking them in the same
@@ -799,15 +791,6 @@ class UsageStore:
     def cached_hashes(self) -> dict[tuple[int, int, int, int], str]:
         rows = self._reader().execute("SELECT device, inode, size, mtime_ns, digest FROM hash_cache")
         return {(_uint64(d), _uint64(i), s, m): digest for d, i, s, m, digest in rows}
-
-    def quarantined(self) -> list[dict]:
-        rows = self._reader().execute(
-            "SELECT id, model_type, model_name, original, quarantined, size, at FROM quarantine ORDER BY id"
-        )
-        return [
-            {"id": i, "model_type": t, "model_name": n, "original": o, "quarantined": q, "size": size, "at": iso(at)}
-            for i, t, n, o, q, size, at in rows
-        ]
 
 
 _DAILY_UPSERT = """

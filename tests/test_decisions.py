@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from api_app import AppClient
 from comfyui import place_file
-from usage_stats import actions, disk, evidence, workflows
+from usage_stats import access, disk, evidence, workflows
+from usage_stats.actions.quarantine import registered_folders
+from usage_stats.actions.decisions import Decisions
+from usage_stats.actions.moves import ActionRefused
+from usage_stats.mapper import PackageMapper
 from usage_stats.tracker import DAY, model_report, package_report, InstalledPackage
 
 NOW = 1_800_000_000
@@ -154,11 +159,17 @@ def test_every_status_but_used_has_a_reason():
 
 
 @pytest.fixture
-def quarantine_setup(fake_comfy, store):
+def decisions(fake_comfy):
+    """The decisions of a fake ComfyUI whose own pack is named "us", journalled in its user folder."""
+    return Decisions(str(fake_comfy.base / "user" / "__nodes_stats"), PackageMapper(own_pack="us").is_protected)
+
+
+@pytest.fixture
+def quarantine_setup(fake_comfy, decisions):
     place_file(fake_comfy.models / "checkpoints" / "sub dir" / "ünïcode model.safetensors", b"m" * 64)
     place_file(fake_comfy.models / "vae" / "keep.safetensors", b"v")
     place_file(fake_comfy.base / "secret.safetensors", b"s")
-    return fake_comfy, store, listed(fake_comfy)
+    return fake_comfy, decisions, listed(fake_comfy)
 
 
 def tree(base):
@@ -166,17 +177,17 @@ def tree(base):
 
 
 def test_quarantine_moves_the_file_outside_every_registered_folder_and_restore_puts_it_back(quarantine_setup):
-    fake_comfy, store, installed = quarantine_setup
+    fake_comfy, decisions, installed = quarantine_setup
     name = "sub dir/ünïcode model.safetensors"
-    moved = actions.quarantine(store, "checkpoints", name, installed, by="127.0.0.1")
+    moved = decisions.quarantine("checkpoints", name, installed, by="127.0.0.1")
     quarantine = fake_comfy.models / ".usage-stats-quarantine"
     assert moved["to"] == str(quarantine / "checkpoints" / "sub dir" / "ünïcode model.safetensors")
     assert name not in fake_comfy.folder_paths.get_filename_list("checkpoints")
-    assert not any(moved["to"].startswith(f + os.sep) for f in actions.registered_folders())
-    [entry] = store.quarantined()
-    actions.restore(store, entry["id"], by="127.0.0.1")
+    assert not any(moved["to"].startswith(f + os.sep) for f in registered_folders())
+    [entry] = decisions.quarantined()
+    decisions.restore(entry["id"], by="127.0.0.1")
     assert (fake_comfy.models / "checkpoints" / name).read_bytes() == b"m" * 64
-    assert store.quarantined() == [] and [a["action"] for a in store.actions()] == ["restore", "quarantine"]
+    assert decisions.quarantined() == [] and [a["action"] for a in decisions.actions()] == ["restore", "quarantine"]
 
 
 @pytest.mark.parametrize("model_type, name", [
@@ -187,49 +198,49 @@ def test_quarantine_moves_the_file_outside_every_registered_folder_and_restore_p
     ("nonexistent", "keep.safetensors"),
 ])
 def test_refused_quarantines_change_nothing_on_disk(quarantine_setup, model_type, name):
-    fake_comfy, store, installed = quarantine_setup
+    fake_comfy, decisions, installed = quarantine_setup
     before = tree(fake_comfy.base)
-    with pytest.raises(actions.ActionRefused):
-        actions.quarantine(store, model_type, name, installed, by="test")
-    assert tree(fake_comfy.base) == before and store.actions() == []
+    with pytest.raises(ActionRefused):
+        decisions.quarantine(model_type, name, installed, by="test")
+    assert tree(fake_comfy.base) == before and decisions.actions() == []
 
 
 def test_a_quarantine_folder_inside_a_registered_folder_is_never_used(quarantine_setup):
-    fake_comfy, store, installed = quarantine_setup
+    fake_comfy, decisions, installed = quarantine_setup
     fake_comfy.folder_paths.add_model_folder_path("everything", str(fake_comfy.models))
-    moved = actions.quarantine(store, "vae", "keep.safetensors", installed, by="test")
+    moved = decisions.quarantine("vae", "keep.safetensors", installed, by="test")
     assert moved["to"] == str(fake_comfy.base / ".usage-stats-quarantine" / "vae" / "keep.safetensors")
 
 
 def test_restore_never_overwrites_a_file_that_came_back(quarantine_setup):
-    fake_comfy, store, installed = quarantine_setup
-    actions.quarantine(store, "vae", "keep.safetensors", installed, by="test")
+    fake_comfy, decisions, installed = quarantine_setup
+    decisions.quarantine("vae", "keep.safetensors", installed, by="test")
     place_file(fake_comfy.models / "vae" / "keep.safetensors", b"new")
-    with pytest.raises(actions.ActionRefused, match="exists again"):
-        actions.restore(store, store.quarantined()[0]["id"], by="test")
+    with pytest.raises(ActionRefused, match="exists again"):
+        decisions.restore(decisions.quarantined()[0]["id"], by="test")
     assert (fake_comfy.models / "vae" / "keep.safetensors").read_bytes() == b"new"
 
 
 def test_empty_deletes_only_after_the_exact_size_is_confirmed(quarantine_setup):
-    fake_comfy, store, installed = quarantine_setup
-    actions.quarantine(store, "checkpoints", "sub dir/ünïcode model.safetensors", installed, by="test")
-    with pytest.raises(actions.ActionRefused, match="holds 64 bytes in 1 files"):
-        actions.empty(store, 63, by="test")
-    assert len(store.quarantined()) == 1
-    assert actions.empty(store, 64, by="test") == {"deleted": 1, "bytes": 64}
+    fake_comfy, decisions, installed = quarantine_setup
+    decisions.quarantine("checkpoints", "sub dir/ünïcode model.safetensors", installed, by="test")
+    with pytest.raises(ActionRefused, match="holds 64 bytes in 1 files"):
+        decisions.empty(63, by="test")
+    assert len(decisions.quarantined()) == 1
+    assert decisions.empty(64, by="test") == {"deleted": 1, "bytes": 64}
     assert not list((fake_comfy.models / ".usage-stats-quarantine").rglob("*.safetensors"))
 
 
-def test_packs_move_to_and_from_the_disabled_folder_but_never_the_manager_or_us(fake_comfy, store):
+def test_packs_move_to_and_from_the_disabled_folder_but_never_the_manager_or_us(fake_comfy, decisions):
     (fake_comfy.base / "custom_nodes" / "SomePack").mkdir(parents=True)
     (fake_comfy.base / "custom_nodes" / "ComfyUI-Manager").mkdir()
-    actions.disable_pack(store, "SomePack", own_pack="us", by="test")
+    decisions.disable_pack("SomePack", by="test")
     assert (fake_comfy.base / "custom_nodes" / ".disabled" / "SomePack").is_dir()
-    actions.enable_pack(store, "SomePack", own_pack="us", by="test")
+    decisions.enable_pack("SomePack", by="test")
     assert (fake_comfy.base / "custom_nodes" / "SomePack").is_dir()
     for name in ("ComfyUI-Manager", "us", "../x", ".disabled"):
-        with pytest.raises(actions.ActionRefused):
-            actions.disable_pack(store, name, own_pack="us", by="test")
+        with pytest.raises(ActionRefused):
+            decisions.disable_pack(name, by="test")
 
 
 @pytest.mark.parametrize("listen, beyond", [
@@ -237,43 +248,30 @@ def test_packs_move_to_and_from_the_disabled_folder_but_never_the_manager_or_us(
     ("0.0.0.0,::", True), ("myhost", True),
 ])
 def test_which_listen_addresses_are_beyond_loopback(listen, beyond):
-    assert actions.listens_beyond_loopback(listen) is beyond
+    assert access.listens_beyond_loopback(listen) is beyond
 
 
 # --------------------------------------------------------------------------- who may act, over HTTP
 
 
-def answer(listen: str, allow: bool, path: str = "/nodes-stats/quarantine") -> tuple[int, dict]:
+def answer(tmp_path, listen: str, allow: bool, path: str = "/nodes-stats/quarantine") -> tuple[int, dict]:
     """POST an action to a real aiohttp app holding our routes, with ComfyUI said to listen on `listen`."""
-    import asyncio
-
-    from aiohttp import web
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from usage_stats.routes import DecisionsApi, StatsApi, register_routes
     from usage_stats.settings import CONFIG_FIELDS, Config
 
-    routes = web.RouteTableDef()
-    api = StatsApi(writer=None)
     config = Config(CONFIG_FIELDS, {"allow_remote_actions": allow})
-    register_routes(routes, api, DecisionsApi(api, config, listen=lambda: listen))
-    app = web.Application()
-    app.add_routes(routes)
-
-    async def run():
-        async with TestClient(TestServer(app)) as client:
-            response = await client.post(path, json={"models": []})
-            return response.status, await response.json()
-
-    return asyncio.run(run())
+    app = AppClient(None, str(tmp_path / "decisions"), listen=listen, config=config)
+    try:
+        return app.json("POST", path, {"models": []})
+    finally:
+        app.close()
 
 
-def test_actions_are_refused_while_comfyui_listens_beyond_loopback_unless_the_setting_allows():
-    status, data = answer("0.0.0.0", allow=False)
+def test_actions_are_refused_while_comfyui_listens_beyond_loopback_unless_the_setting_allows(tmp_path):
+    status, data = answer(tmp_path, "0.0.0.0", allow=False)
     assert status == 403 and "allow_remote_actions" in data["error"]
-    status, data = answer("0.0.0.0", allow=True)
+    status, data = answer(tmp_path, "0.0.0.0", allow=True)
     assert status == 400 and "confirm" in data["error"]  # past the check, stopped by the missing confirmation
-    assert answer("127.0.0.1", allow=False)[0] == 400
+    assert answer(tmp_path, "127.0.0.1", allow=False)[0] == 400
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -421,22 +419,22 @@ def other_filesystem(tmp_path):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_model_folder_linked_to_another_disk_quarantines_beside_its_real_files(fake_comfy, store, other_filesystem):
+def test_a_model_folder_linked_to_another_disk_quarantines_beside_its_real_files(fake_comfy, decisions, other_filesystem):
     real = other_filesystem / "checkpoints"
     place_file(real / "far.safetensors", b"f" * 8)
     fake_comfy.models.mkdir(exist_ok=True)
     (fake_comfy.models / "checkpoints").symlink_to(real, target_is_directory=True)
-    moved = actions.quarantine(store, "checkpoints", "far.safetensors", listed(fake_comfy), by="test")
+    moved = decisions.quarantine("checkpoints", "far.safetensors", listed(fake_comfy), by="test")
     assert moved["to"] == str(other_filesystem / ".usage-stats-quarantine" / "checkpoints" / "far.safetensors")
     assert not (real / "far.safetensors").exists()
 
 
-def test_without_a_quarantine_on_the_same_filesystem_nothing_moves(fake_comfy, store, other_filesystem):
+def test_without_a_quarantine_on_the_same_filesystem_nothing_moves(fake_comfy, decisions, other_filesystem):
     real = other_filesystem / "checkpoints"
     place_file(real / "far.safetensors", b"f" * 8)
     fake_comfy.models.mkdir(exist_ok=True)
     (fake_comfy.models / "checkpoints").symlink_to(real, target_is_directory=True)
     fake_comfy.folder_paths.add_model_folder_path("whole_tmpfs", "/dev/shm")  # every same-disk place is now listed
-    with pytest.raises(actions.ActionRefused, match="same filesystem"):
-        actions.quarantine(store, "checkpoints", "far.safetensors", listed(fake_comfy), by="test")
-    assert (real / "far.safetensors").read_bytes() == b"f" * 8 and store.quarantined() == []
+    with pytest.raises(ActionRefused, match="same filesystem"):
+        decisions.quarantine("checkpoints", "far.safetensors", listed(fake_comfy), by="test")
+    assert (real / "far.safetensors").read_bytes() == b"f" * 8 and decisions.quarantined() == []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from usage_stats.routes import StatsApi, register_routes
+from usage_stats.access import Access
+from usage_stats.routes import DecisionsApi, StatsApi, register_routes
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -32,7 +33,8 @@ class RecordingRoutes:
 
 def registered_routes():
     routes = RecordingRoutes()
-    register_routes(routes, StatsApi(writer=None))
+    api = StatsApi(writer=None)
+    register_routes(routes, Access(None, 8188), api, DecisionsApi(api, None, None, None))
     return routes.paths
 
 

@@ -7,13 +7,14 @@ The API must answer every request with a 2xx, or a 4xx carrying `{"error": ...}`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from api_app import AppClient
 
 from usage_stats.mapper import ModelMapper, PackageMapper
 from usage_stats.tracker import UsageStore
@@ -119,33 +120,18 @@ def test_a_lone_surrogate_class_type_is_stored_escaped_and_loses_nothing(writer)
 
 
 @pytest.fixture
-def api_client(writer):
+def api_client(writer, tmp_path):
     """An aiohttp test server with exactly the routes ComfyUI would get, on the fake PromptServer."""
-    from aiohttp import web
-    from aiohttp.test_utils import TestClient, TestServer
-    from server import PromptServer
-
-    from usage_stats.routes import StatsApi, register_routes
-
-    prompt_server = PromptServer()
-    register_routes(prompt_server.routes, StatsApi(writer))
-    app = web.Application()
-    app.add_routes(prompt_server.routes)
-    loop = asyncio.new_event_loop()
-    client = TestClient(TestServer(app), loop=loop)
-    loop.run_until_complete(client.start_server())
+    app = AppClient(writer, str(tmp_path / "decisions"))
     writer.on_prompt({"prompt": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}}}})
     writer.flush(timeout=30)
 
     def call(method, path, **kwargs):
-        async def go():
-            async with client.request(method, path, **kwargs) as response:
-                return response.status, await response.read(), response.headers.get("Content-Type", "")
-        return loop.run_until_complete(go())
+        status, body, headers = app.call(method, path, **kwargs)
+        return status, body, headers.get("Content-Type", "")
 
     yield call
-    loop.run_until_complete(client.close())
-    loop.close()
+    app.close()
 
 
 def assert_json_answer(status: int, body: bytes, content_type: str) -> None:
@@ -227,35 +213,19 @@ def test_fuzzed_config_changes_get_json_never_500_and_a_refusal_changes_nothing(
     api_client("PUT", "/nodes-stats/config", data=json.dumps(before).encode(), headers={"Content-Type": "application/json"})
 
 
-def test_only_this_computer_may_allow_file_actions_from_the_network(writer):
+def test_only_this_computer_may_allow_file_actions_from_the_network(writer, tmp_path):
     """A client on the network must not be able to lift the guard that protects against the network."""
     from aiohttp import web
-    from aiohttp.test_utils import TestClient, TestServer
-    from server import PromptServer
-
-    from usage_stats.routes import StatsApi, register_routes
 
     @web.middleware
     async def from_the_lan(request, handler):
         return await handler(request.clone(remote="192.168.1.23"))
 
-    prompt_server = PromptServer()
-    register_routes(prompt_server.routes, StatsApi(writer))
-    app = web.Application(middlewares=[from_the_lan])
-    app.add_routes(prompt_server.routes)
-    loop = asyncio.new_event_loop()
-    client = TestClient(TestServer(app), loop=loop)
-
-    async def put(body):
-        async with client.put("/nodes-stats/config", json=body) as response:
-            return response.status, await response.json()
-
+    app = AppClient(writer, str(tmp_path / "decisions"), middlewares=[from_the_lan])
     try:
-        loop.run_until_complete(client.start_server())
-        status, body = loop.run_until_complete(put({"allow_remote_actions": True}))
+        status, body = app.json("PUT", "/nodes-stats/config", {"allow_remote_actions": True})
         assert status == 403 and "only from this computer" in body["error"]
         assert writer.config["allow_remote_actions"] is False
-        assert loop.run_until_complete(put({"retention_days": 90}))[0] == 200  # other settings are not guarded
+        assert app.json("PUT", "/nodes-stats/config", {"retention_days": 90})[0] == 200  # other settings are not guarded
     finally:
-        loop.run_until_complete(client.close())
-        loop.close()
+        app.close()
