@@ -74,7 +74,7 @@ class Decisions:
         if not os.path.isfile(quarantined):
             return
         move = Move(self._new_id(), "quarantine", original, quarantined, *identity(quarantined), at, LEGACY_BY,
-                    {"model_type": model_type, "model_name": model_name, "folder": None})
+                    {"model_type": model_type, "model_name": model_name, "folder": None, "adopted": True})
         manifest = quarantine.manifest(quarantine.root_of(move))
         if all(m.destination != quarantined for m in manifest.moves()):
             manifest.begin(move)
@@ -160,7 +160,10 @@ class Decisions:
         """Every action that took effect, newest first."""
         with self._lock:
             journals = [self.journal] + [quarantine.manifest(root) for root in quarantine.roots_on_disk()]
-            done = [_logged(move) for journal in journals for move in journal.moves() if move.outcome == DONE]
+            done = [
+                _logged(move) for journal in journals for move in journal.moves()
+                if move.outcome == DONE and not move.details.get("adopted")  # a record taken over, not an action
+            ]
             legacy = [_legacy_logged(r) for r in self.journal.records() if "legacy_action" in r]
         # Newest first; of two in the same second, the one journalled later (the sort keeps equal keys' order).
         newest = sorted(reversed(legacy + done), key=lambda entry: entry["at"], reverse=True)[:limit]

@@ -62,14 +62,16 @@ def folder_below(root: str, parts: list[str], create: bool = False) -> Iterator[
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for part in parts:
-            fd = _step_down(fd, part, create, root)
+            child = _open_child(fd, part, create, root)
+            os.close(fd)
+            fd = child
         yield fd
     finally:
         os.close(fd)
 
 
-def _step_down(fd: int, part: str, create: bool, root: str) -> int:
-    """Open `part` below the folder `fd` (and close `fd`), refusing links and non-folders."""
+def _open_child(fd: int, part: str, create: bool, root: str) -> int:
+    """Open the folder `part` below the folder `fd`, refusing links and non-folders."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
     try:
         try:
@@ -86,8 +88,6 @@ def _step_down(fd: int, part: str, create: bool, root: str) -> int:
                      "leave the model folder"
             ) from None
         raise
-    finally:
-        os.close(fd)
 
 
 def _checked_path_below(root: str, parts: list[str], create: bool) -> str:

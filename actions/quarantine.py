@@ -141,11 +141,11 @@ def delete(entry: Move, at: int, by: str) -> Move:
     move = Move(entry.id, "delete", entry.destination, None, *found, at, by, dict(entry.details))
     journal = manifest(root_of(entry))
     journal.begin(move)
-    fail_point("delete", "after-intent")
+    fail_point("empty", "after-intent")
     delete_file(entry.destination)
-    fail_point("delete", "after-move")
+    fail_point("empty", "after-move")
     sync_folder(os.path.dirname(entry.destination))
-    fail_point("delete", "before-commit")
+    fail_point("empty", "before-commit")
     journal.finish(move, DONE, at)
     return move
 
@@ -241,4 +241,4 @@ def _adopt(root: str, path: str, move_id: int, at: int) -> Move:
     folder = os.path.abspath(folders[0]) if folders else os.path.join(os.path.dirname(root), model_type)
     original = os.path.join(folder, *name)
     return Move(move_id, "quarantine", original, path, *identity(path), at, FOUND_BY,
-                {"model_type": model_type, "model_name": model_name, "folder": folder})
+                {"model_type": model_type, "model_name": model_name, "folder": folder, "adopted": True})

@@ -43,6 +43,20 @@ def place_file(path: Path, content: bytes = b"x") -> Path:
     return path
 
 
+def prompt_using(checkpoint: str) -> dict:
+    """A prompt ComfyUI accepts (it has an output node); it fails later, at execution, on the placeholder model."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["1", 1]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0], "latent_image": ["3", 0],
+            "seed": 0, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "t"}},
+    }
+
+
 def until(check, timeout: float = 20.0, what: str = "", server: "ComfyServer | None" = None):
     """Poll `check()` until it returns something truthy and return that (the writer and ComfyUI's worker are
     asynchronous); on timeout, fail saying what did not happen, with the server's log when given one."""
@@ -59,13 +73,15 @@ def until(check, timeout: float = 20.0, what: str = "", server: "ComfyServer | N
 class ComfyServer:
     """One ComfyUI process. `base` is its --base-directory; call start(), then stop() (or use `with`)."""
 
-    def __init__(self, base: Path, extra_args: tuple[str, ...] = ()):
+    def __init__(self, base: Path, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         paths = comfyui_paths()
         if paths is None:
             raise RuntimeError("COMFYUI_DIR / COMFYUI_PYTHON are not set: run the tests through scripts/test")
         self.comfyui_dir, self.python = paths
         self.base = base
         self.extra_args = extra_args
+        self.env = env or {}
+        """Extra environment variables of the process (the crash tests set USAGE_STATS_FAIL_AT)."""
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = base / "comfyui.log"
@@ -101,7 +117,8 @@ class ComfyServer:
         ]
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            command, cwd=self.comfyui_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=self.comfyui_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

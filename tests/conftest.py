@@ -73,8 +73,8 @@ def make_server(tmp_path_factory):
     """Factory for real ComfyUI servers; every server it made is stopped at the end of the test."""
     servers: list[ComfyServer] = []
 
-    def make(extra_args: tuple[str, ...] = (), base: Path | None = None) -> ComfyServer:
-        server = ComfyServer(base or tmp_path_factory.mktemp("comfyui"), extra_args)
+    def make(extra_args: tuple[str, ...] = (), base: Path | None = None, env: dict[str, str] | None = None) -> ComfyServer:
+        server = ComfyServer(base or tmp_path_factory.mktemp("comfyui"), extra_args, env)
         servers.append(server)
         return server
 

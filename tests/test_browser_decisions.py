@@ -102,7 +102,7 @@ def test_the_duplicates_tab_finds_identical_files_and_the_space_they_waste(ui):
 
 def test_history_is_imported_from_past_outputs_after_a_confirmation(ui, server):
     from test_decisions import save_png
-    from test_decisions_acceptance import prompt_using
+    from comfyui import prompt_using
 
     past = time.time() - 120 * DAY
     save_png(server.base / "output" / "ComfyUI_00001_.png", json.dumps(prompt_using(OLD_MODEL)), mtime=past)

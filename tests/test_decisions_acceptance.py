@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui import ComfyServer, copy_pack, place_file
+from comfyui import ComfyServer, copy_pack, place_file, prompt_using
 from usage_stats.tracker import DAY, UsageStore
 
 pytestmark = pytest.mark.comfyui
@@ -32,20 +32,6 @@ SAVED_WORKFLOW = {  # the UI format, with the model chosen inside a subgraph
         {"id": 5, "type": "CheckpointLoaderSimple", "widgets_values": [IN_WORKFLOW]},
     ]}]},
 }
-
-
-def prompt_using(checkpoint: str) -> dict:
-    """A prompt ComfyUI accepts (it has an output node); it fails later, at execution, on the placeholder model."""
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["1", 1]}},
-        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "4": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0], "latent_image": ["3", 0],
-            "seed": 0, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}},
-        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "t"}},
-    }
 
 
 @pytest.fixture(scope="module")
