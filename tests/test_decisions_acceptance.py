@@ -243,7 +243,6 @@ def test_a_file_created_at_the_original_place_during_a_restore_is_never_replaced
     import threading
 
     original = server.models / "checkpoints" / "race.safetensors"
-    outcomes = set()
     for attempt in range(15):
         place_file(original, b"quarantined" * 100)
         status, moved, _ = post(server, "/nodes-stats/quarantine", {"confirm": True, "models": [checkpoint("race.safetensors")]})
@@ -278,6 +277,4 @@ def test_a_file_created_at_the_original_place_during_a_restore_is_never_replaced
             assert post(server, "/nodes-stats/quarantine/restore", {"confirm": True, "ids": [entry_id]})[0] == 200
         else:  # the restore came first: the new file was never written over it
             assert answers == [200] and held == [] and original.read_bytes() == b"quarantined" * 100
-        outcomes.add(created[0])
         original.unlink()
-    assert outcomes, "the race ran"
