@@ -391,7 +391,9 @@ class MemoryManager:
         store = self.writer.wait_ready(60.0)
         if store is not None:
             try:  # on the writer thread: its connection is used by that thread only
-                stored = self.writer.submit(lambda s: (s.load_settings(UNLOAD_GROUP), s.unload_overrides())).result(60.0)
+                stored = self.writer.submit(
+                    lambda s: (s.load_settings(UNLOAD_GROUP), s.unload_overrides()), wait_seconds=60.0
+                ).result(60.0)
                 self.restore(*stored)
             except Exception as error:
                 warn_once("unload-settings", "could not read the unload settings (%s); idle unload stays off", error)

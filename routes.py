@@ -30,7 +30,7 @@ from .tracker import (
     summary_report, usage_report,
 )
 from .workflows import node_type_references
-from .writer import Writer
+from .writer import Writer, WriterBusy
 
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 100_000
@@ -116,10 +116,12 @@ def _guarded_json_route(access: Access, handler):
             data, headers = await handler(request)
             status = 200
         except ApiError as error:
-            data, headers, status = {"error": error.message}, {}, error.status
-        except Exception as error:
+            data, headers, status = _error_body(error.status, error.message), {}, error.status
+        except WriterBusy as error:
+            data, headers, status = _error_body(503, str(error)), {}, 503
+        except Exception as error:  # logged in full for the user; the answer never shows internals
             warn_once(f"route:{request.path}", "%s failed (%s)", request.path, error, exc_info=True)
-            data, headers, status = {"error": f"internal error: {error}"}, {}, 500
+            data, headers, status = _error_body(500, "internal error; the ComfyUI log has the details"), {}, 500
         if isinstance(data, Download):  # every check passed before the first byte; a dropped client ends it
             return await data.send(request)
         body = data if isinstance(data, bytes) else await asyncio.get_running_loop().run_in_executor(None, _encode, data)
@@ -152,6 +154,11 @@ class Download:
             await response.write(chunk)
         await response.write_eof()
         return response
+
+
+def _error_body(status: int, message: str) -> dict:
+    """The one shape of every error this API answers."""
+    return {"ok": False, "status": status, "error": message}
 
 
 def _encode(data) -> bytes:
@@ -660,7 +667,7 @@ class DecisionsApi:
         def work(progress):
             return duplicates.find_duplicates(
                 writer.models.installed(), _full_path, store.cached_hashes(),
-                lambda rows: writer.submit(lambda s: s.save_hashes(rows)), progress,
+                lambda rows: writer.submit(lambda s: s.save_hashes(rows), wait_seconds=60), progress,
             )
 
         if not self.duplicates_job.start(work):
@@ -688,7 +695,7 @@ class DecisionsApi:
             import folder_paths
 
             def record(batch):
-                return writer.submit(lambda s: s.record_imported(batch)).result(60)
+                return writer.submit(lambda s: s.record_imported(batch), wait_seconds=60).result(60)
 
             before = store.tracking_since() or store.now()
             return outputs.import_history(folder_paths.get_output_directory(), before, writer.extract, record, progress)

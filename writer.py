@@ -47,6 +47,10 @@ TRACKED_OUTCOMES = 20_000
 _STOP = object()
 
 
+class WriterBusy(RuntimeError):
+    """The writer's queue is full: a task was not queued (nothing happened)."""
+
+
 @dataclass
 class Submission:
     """One POST /prompt as the request middleware sees it: who sent it, and the id the hook gave the prompt."""
@@ -207,18 +211,25 @@ class Writer:
         self._ready.wait(timeout)
         return self.store
 
-    def submit(self, task: Callable[[UsageStore], object]) -> Future:
-        """Run `task(store)` on the writer thread after every prompt queued before it is written."""
+    def submit(self, task: Callable[[UsageStore], object], wait_seconds: float = 0.0) -> Future:
+        """Run `task(store)` on the writer thread after every prompt queued before it is written.
+
+        A full queue fails the future with WriterBusy at once (a request answers 503, never blocking the event
+        loop); a background thread that may wait for room says how long in `wait_seconds`.
+        """
         future: Future = Future()
         if not self._accepting:
             future.set_exception(RuntimeError(self.unavailable or "the writer has stopped"))
-        else:
-            self._queue.put((task, future), timeout=5)
+            return future
+        try:
+            self._queue.put((task, future), timeout=wait_seconds) if wait_seconds else self._queue.put_nowait((task, future))
+        except queue.Full:
+            future.set_exception(WriterBusy("the statistics writer is busy with a burst of prompts; try again in a moment"))
         return future
 
     def flush(self, timeout: float = 5.0) -> None:
         """Block until everything queued so far is on disk."""
-        self.submit(lambda store: None).result(timeout)
+        self.submit(lambda store: None, wait_seconds=timeout).result(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued, close the database and end the thread (called at interpreter exit)."""

@@ -26,6 +26,7 @@ class AppClient:
         from usage_stats.mapper import PackageMapper
         from usage_stats.routes import DecisionsApi, StatsApi, register_routes
 
+        self.writer = writer
         self.port = free_port()
         self.access = Access(listen, self.port)
         self.decisions = Decisions(data_folder, PackageMapper(own_pack="comfyui-usage-stats").is_protected)

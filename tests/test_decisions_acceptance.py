@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -238,43 +239,46 @@ def test_history_import_from_past_outputs_counts_their_models_once(server):
     assert model["count"] == 1 and model["last_seen"].startswith(time.strftime("%Y-%m-%d", time.gmtime(old)))
 
 
+def race_restore_with_a_new_file(server: ComfyServer, entry_id: int, path: Path, content: bytes) -> tuple[int, bool]:
+    """Start a restore and, at the same moment, create a file at its original place as a user or a download
+    would (exclusively); returns the restore's status and whether the new file was written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(2)
+
+    def restore() -> int:
+        start.wait()
+        return post(server, "/nodes-stats/quarantine/restore", {"confirm": True, "ids": [entry_id]})[0]
+
+    def create() -> bool:
+        start.wait()
+        try:
+            with open(path, "xb") as file:
+                file.write(content)
+            return True
+        except FileExistsError:
+            return False
+
+    with ThreadPoolExecutor(2) as pool:
+        restored, created = pool.submit(restore), pool.submit(create)
+        return restored.result(30), created.result(30)
+
+
 def test_a_file_created_at_the_original_place_during_a_restore_is_never_replaced(server):
     """Restore and a new file race for one path: whichever wins, both files survive, whole."""
-    import threading
-
     original = server.models / "checkpoints" / "race.safetensors"
     for attempt in range(15):
         place_file(original, b"quarantined" * 100)
         status, moved, _ = post(server, "/nodes-stats/quarantine", {"confirm": True, "models": [checkpoint("race.safetensors")]})
         assert status == 200 and moved["moved"], moved
         entry_id = moved["moved"][0]["id"]
-        answers, created = [], []
-        start = threading.Barrier(2)
-
-        def restore():
-            start.wait()
-            answers.append(post(server, "/nodes-stats/quarantine/restore", {"confirm": True, "ids": [entry_id]})[0])
-
-        def create():
-            start.wait()
-            try:
-                with open(original, "xb") as file:  # a user (or a download) writing the same name
-                    file.write(b"new %d" % attempt)
-                created.append(True)
-            except FileExistsError:
-                created.append(False)
-
-        threads = [threading.Thread(target=restore), threading.Thread(target=create)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        status, created = race_restore_with_a_new_file(server, entry_id, original, b"new %d" % attempt)
         held = [e for e in server.get("/nodes-stats/quarantine")["items"] if e["id"] == entry_id]
-        if created[0]:  # the new file came first: it is intact, and the restore was refused
-            assert answers == [409] and original.read_bytes() == b"new %d" % attempt
+        if created:  # the new file came first: it is intact, and the restore was refused
+            assert status == 409 and original.read_bytes() == b"new %d" % attempt
             assert Path(held[0]["quarantined"]).read_bytes() == b"quarantined" * 100
             original.unlink()
             assert post(server, "/nodes-stats/quarantine/restore", {"confirm": True, "ids": [entry_id]})[0] == 200
         else:  # the restore came first: the new file was never written over it
-            assert answers == [200] and held == [] and original.read_bytes() == b"quarantined" * 100
+            assert status == 200 and held == [] and original.read_bytes() == b"quarantined" * 100
         original.unlink()

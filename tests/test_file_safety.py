@@ -115,7 +115,8 @@ def test_the_quarantine_lists_and_restores_its_files_with_a_new_database(models)
     shutil.rmtree(models.base / "user" / "__nodes_stats")  # database and journal gone: only the manifest is left
     fresh = decisions_of(models)
     [entry] = fresh.quarantined()
-    assert (entry["model_name"], entry["original"]) == ("sub/a.safetensors", str(models.models / "checkpoints" / "sub" / "a.safetensors"))
+    original = models.models / "checkpoints" / "sub" / "a.safetensors"
+    assert (entry["model_name"], entry["original"]) == ("sub/a.safetensors", str(original))
     fresh.restore(entry["id"], by="test")
     assert (models.models / "checkpoints" / "sub" / "a.safetensors").read_bytes() == b"a" * 10
 

@@ -58,12 +58,11 @@ def foreign(server: ComfyServer) -> list[dict]:
 
 def snapshot(server: ComfyServer) -> tuple:
     """What an attack could change: every file under the base (its bytes), the statistics, the settings."""
-    files = {
-        str(p.relative_to(server.base)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(server.base.rglob("*"))
-        if p.is_file() and not p.name.startswith(("usage_stats.db", "comfyui.log")) and "__pycache__" not in p.parts
-    }
-    folders = sorted(str(p.relative_to(server.base)) for p in server.base.rglob("*") if p.is_dir() and "__pycache__" not in p.parts)
+    paths = [p for p in sorted(server.base.rglob("*")) if "__pycache__" not in p.parts]
+    ours = ("usage_stats.db", "comfyui.log")  # the database is checked through the API (SQLite rewrites pages)
+    files = {str(p.relative_to(server.base)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in paths if p.is_file() and not p.name.startswith(ours)}
+    folders = [str(p.relative_to(server.base)) for p in paths if p.is_dir()]
     stats = server.get("/nodes-stats/status")
     return files, folders, stats["prompts_recorded"], server.get("/nodes-stats/config")["config"], server.get("/nodes-stats/unload/config")
 

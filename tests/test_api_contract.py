@@ -1,0 +1,77 @@
+"""The API's contract, walked over every registered route: one error shape, refusals that say why, and no
+route that answers a page of another site."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api_app import AppClient
+from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.tracker import UsageStore
+from usage_stats.writer import Writer
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    import folder_paths
+
+    base = tmp_path_factory.mktemp("contract")
+    folder_paths.configure(base)
+    writer = Writer(lambda: UsageStore(str(base / "usage_stats.db")), PackageMapper(own_pack="us"), ModelMapper())
+    writer.start()
+    client = AppClient(writer, str(base / "decisions"))
+    yield client
+    client.close()
+    writer.stop()
+
+
+def every_route(app: AppClient) -> list[tuple[str, str]]:
+    paths = {(r.method, r.resource.canonical.replace("{model_type}", "checkpoints").replace("{model_name}", "x"))
+             for r in app.client.server.app.router.routes()}
+    return sorted(p for p in paths if p[0] != "HEAD")
+
+
+def assert_error(status: int, body: bytes, headers: dict, expected: int) -> dict:
+    assert status == expected, (status, body[:300])
+    assert headers["Content-Type"].startswith("application/json") and headers["Cache-Control"] == "no-store"
+    data = json.loads(body)
+    assert set(data) == {"ok", "status", "error"} and data["ok"] is False and data["status"] == expected, data
+    assert isinstance(data["error"], str) and len(data["error"]) > 10, data
+    return data
+
+
+def test_every_route_refuses_an_unknown_query_parameter_with_the_one_error_shape(app):
+    routes = every_route(app)
+    assert len(routes) >= 30
+    for method, path in routes:
+        status, body, headers = app.call(method, f"{path}?no_such_parameter=1", json={})
+        data = assert_error(status, body, headers, 400)
+        assert "no_such_parameter" in data["error"], (path, data)
+
+
+def test_every_route_refuses_another_sites_host_with_the_reason(app):
+    for method, path in every_route(app):
+        status, body, headers = app.call(method, path, json={}, headers={"Host": f"evil.example:{app.port}"})
+        assert "not a name of this server" in assert_error(status, body, headers, 403)["error"]
+
+
+def test_every_change_refuses_another_sites_page(app):
+    changes = [(m, p) for m, p in every_route(app) if m != "GET"]
+    assert len(changes) >= 15
+    for method, path in changes:
+        status, body, headers = app.call(method, path, json={}, headers={"Origin": "http://evil.example"})
+        assert "another site" in assert_error(status, body, headers, 403)["error"]
+
+
+def test_a_full_writer_queue_answers_503_at_once(app, monkeypatch):
+    """A burst of prompts fills the writer's queue: a change is refused at once, never blocking the event loop."""
+    import queue
+
+    def full(item):
+        raise queue.Full
+
+    monkeypatch.setattr(app.writer._queue, "put_nowait", full)
+    status, body, headers = app.call("POST", "/nodes-stats/reset", json={"confirm": True})
+    assert "busy" in assert_error(status, body, headers, 503)["error"]
