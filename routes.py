@@ -168,6 +168,8 @@ class StatsApi:
         self.evidence = evidence
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
+        self._changing = asyncio.Lock()
+        """One settings change at a time, each validated against the values the one before it saved."""
 
     async def packages(self, request: web.Request):
         params = _query(request, {"status"} | VIEW_PARAMS)
@@ -226,7 +228,7 @@ class StatsApi:
         if not isinstance(body, dict) or body.get("confirm") is not True:
             raise ApiError(400, 'reset deletes every recorded statistic; send the JSON body {"confirm": true} to do it')
         await self._ready_store()
-        await asyncio.wrap_future(self.writer.submit(UsageStore.reset))
+        await asyncio.wrap_future(self.writer.reset())
         return {"ok": True, "status": "ok"}, {}
 
     async def history(self, request: web.Request):
@@ -291,16 +293,17 @@ class StatsApi:
             raise ApiError(403, "refused: allow_remote_actions guards file actions against the network, so it can be "
                                 "changed only from this computer (a request to 127.0.0.1)")
         await self._ready_store()
-        try:
-            values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
-        except SettingsError as error:
-            raise ApiError(400, str(error)) from None
-        known = self.writer.models.model_types()
-        unknown = sorted(set(values["model_types"]) - set(known))
-        if unknown:
-            raise ApiError(400, f"model_types: unknown type {unknown[0]!r}; known: {', '.join(known)}")
-        await asyncio.wrap_future(self.writer.submit(partial(self._save_config, values)))
-        await asyncio.get_running_loop().run_in_executor(None, self.writer.apply_config, values)
+        async with self._changing:
+            try:
+                values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
+            except SettingsError as error:
+                raise ApiError(400, str(error)) from None
+            known = self.writer.models.model_types()
+            unknown = sorted(set(values["model_types"]) - set(known))
+            if unknown:
+                raise ApiError(400, f"model_types: unknown type {unknown[0]!r}; known: {', '.join(known)}")
+            await asyncio.wrap_future(self.writer.submit(partial(self._save_config, values)))
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.apply_config, values)
         return self._config_answer(), {}
 
     def _config_answer(self) -> dict:

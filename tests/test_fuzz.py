@@ -137,12 +137,20 @@ def api_client(writer):
     writer.on_prompt({"prompt": {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "a.safetensors"}}}})
     writer.flush(timeout=30)
 
-    def call(method, path, **kwargs):
-        async def go():
-            async with client.request(method, path, **kwargs) as response:
-                return response.status, await response.read(), response.headers.get("Content-Type", "")
-        return loop.run_until_complete(go())
+    async def one(method, path, **kwargs):
+        async with client.request(method, path, **kwargs) as response:
+            return response.status, await response.read(), response.headers.get("Content-Type", "")
 
+    def call(method, path, **kwargs):
+        return loop.run_until_complete(one(method, path, **kwargs))
+
+    def concurrently(*requests):
+        """Send (method, path, kwargs) requests at once; their answers, in order."""
+        async def all_at_once():
+            return await asyncio.gather(*(one(m, p, **kw) for m, p, kw in requests))
+        return loop.run_until_complete(all_at_once())
+
+    call.concurrently = concurrently
     yield call
     loop.run_until_complete(client.close())
     loop.close()
@@ -225,6 +233,20 @@ def test_fuzzed_config_changes_get_json_never_500_and_a_refusal_changes_nothing(
     else:
         assert 1 <= after["consider_days"] < after["safe_days"] <= 3650 and 7 <= after["retention_days"] <= 3650
     api_client("PUT", "/nodes-stats/config", data=json.dumps(before).encode(), headers={"Content-Type": "application/json"})
+
+
+CHANGES = [{"consider_days": 20}, {"safe_days": 70}, {"retention_days": 90}, {"track_loras": True},
+           {"model_types": ["checkpoints"]}]
+
+
+def test_concurrent_settings_changes_each_persist(api_client, writer):
+    """Five PUTs at once, each changing one setting: each is applied over the ones before it, none is lost."""
+    answers = api_client.concurrently(*(("PUT", "/nodes-stats/config", {"json": change}) for change in CHANGES))
+    assert [status for status, _, _ in answers] == [200] * len(CHANGES), answers
+    expected = {key: value for change in CHANGES for key, value in change.items()}
+    config = json.loads(api_client("GET", "/nodes-stats/config")[1])["config"]
+    assert {key: config[key] for key in expected} == expected
+    assert {key: writer.store.load_settings("config")[key] for key in expected} == expected
 
 
 def test_only_this_computer_may_allow_file_actions_from_the_network(writer):
