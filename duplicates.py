@@ -67,6 +67,16 @@ def hash_file(path: str, progress: Progress) -> str:
     return digest.hexdigest()
 
 
+def _hash_or_skip(path: str, progress: Progress) -> str | None:
+    try:
+        return hash_file(path, progress)
+    except SkippedFile as skipped:
+        progress.skip(path, skipped.reason)
+    except OSError:
+        pass
+    return None
+
+
 def find_duplicates(
     installed: dict[str, list[str]],
     full_path: Callable[[str, str], str | None],
@@ -81,27 +91,25 @@ def find_duplicates(
     by_content: dict[tuple[int, str], list] = {}
     fresh: list[tuple[Stamp, str]] = []
     hashed = 0
-    for size, files in sorted(groups.items()):
-        for stamp, (path, names) in files.items():
-            digest = cached.get(stamp)
-            if digest is None:
-                try:
-                    digest = hash_file(path, progress)
-                except SkippedFile as skipped:
-                    progress.skip(path, skipped.reason)
-                    continue
-                except OSError:
-                    continue  # vanished or unreadable: not known to be a duplicate of anything
-                hashed += 1
-                fresh.append((stamp, digest))
-                if len(fresh) >= SAVE_EVERY:
-                    save(fresh)
-                    fresh = []
-            else:
-                progress.step(size)
-            by_content.setdefault((size, digest), []).append(names)
-    if fresh:
-        save(fresh)
+    try:
+        for size, files in sorted(groups.items()):
+            for stamp, (path, names) in files.items():
+                digest = cached.get(stamp)
+                if digest is None:
+                    digest = _hash_or_skip(path, progress)
+                    if digest is None:
+                        continue  # vanished, unreadable or not a regular file: not known to duplicate anything
+                    hashed += 1
+                    fresh.append((stamp, digest))
+                    if len(fresh) >= SAVE_EVERY:
+                        save(fresh)
+                        fresh = []
+                else:
+                    progress.step(size)
+                by_content.setdefault((size, digest), []).append(names)
+    finally:  # a cancelled or failed search keeps every hash it finished
+        if fresh:
+            save(fresh)
     duplicates = [
         {
             "size": size,

@@ -598,3 +598,27 @@ def test_duplicate_search_and_sizes_pass_over_a_fifo_listed_as_a_model(fake_comf
     assert status["skipped"] == [{"path": on_disk("checkpoints", "pipe.safetensors"), "reason": "not a regular file"}]
     infos = finishes(lambda: disk.stat_listing(installed, on_disk))
     assert set(infos) == {("checkpoints", "one.safetensors"), ("checkpoints", "two.safetensors")}
+
+
+def test_a_cancelled_duplicate_search_keeps_the_hashes_it_finished(fake_comfy):
+    import threading
+
+    from usage_stats.duplicates import find_duplicates
+    from usage_stats.jobs import Cancelled, Progress
+
+    for name in "abc":
+        place_file(fake_comfy.models / "checkpoints" / f"{name}.safetensors", b"S" * 3000)
+    cancel, saved = threading.Event(), []
+
+    class CancelledAfterOneFile(Progress):
+        """The user cancels once the first file is hashed."""
+
+        def step(self, amount: int = 1) -> None:
+            if self.done >= 3000:
+                cancel.set()
+            super().step(amount)
+
+    with pytest.raises(Cancelled):
+        find_duplicates(listed(fake_comfy), fake_comfy.folder_paths.get_full_path, {}, saved.extend,
+                        CancelledAfterOneFile(cancel))
+    assert len(saved) == 1
