@@ -457,7 +457,8 @@ def _query(request: web.Request, allowed: set[str]) -> dict[str, str]:
         known = ", ".join(sorted(allowed)) or "none"
         raise ApiError(400, f"unknown query parameter {unknown[0]!r}; this route takes: {known}")
     params = {name: request.query.get(name) for name in request.query}
-    _require_storable(params, "the query parameter")
+    for name, value in params.items():
+        _require_storable([name, value], f"the query parameter {ascii(name)}")
     return params
 
 
