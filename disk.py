@@ -27,7 +27,7 @@ class FileInfo:
 
 
 def stat_listing(installed: dict[str, list[str]], full_path: Callable[[str, str], str | None]) -> dict[tuple[str, str], FileInfo]:
-    """(type, name) -> FileInfo for every listed file that can be stat'ed (a broken link or a vanished file is left out)."""
+    """(type, name) -> FileInfo for every listed regular file (a broken link, a vanished file or a FIFO is left out)."""
     infos = {}
     for model_type, names in installed.items():
         for name in names:
@@ -44,6 +44,8 @@ def _stat(path: str | None) -> FileInfo | None:
         own = os.lstat(path)
         target = os.stat(path) if stat_module.S_ISLNK(own.st_mode) else own
     except (OSError, ValueError):
+        return None
+    if not stat_module.S_ISREG(target.st_mode):  # a FIFO, socket or device named like a model holds no bytes of one
         return None
     link = os.path.realpath(path) if target is not own else None
     return FileInfo(target.st_size, f"{target.st_dev}:{target.st_ino}", link)

@@ -3,7 +3,8 @@
 Why a module of its own: hashing is the one thing here that reads whole files, so it has its own rules.
 Files are first grouped by size (stat only: 20,000 files take well under a second); only sizes shared by
 two or more distinct files (hard links of one file are not duplicates) are hashed, streamed in 1 MiB
-chunks in a cancellable background job (jobs.py). A hash is cached by (device, inode, size, mtime), so an
+chunks in a cancellable background job (jobs.py); only regular files are opened (files.py), a FIFO or a
+socket listed as a model is reported and passed over. A hash is cached by (device, inode, size, mtime), so an
 unchanged file is never hashed twice, across restarts too (the cache is in our database).
 """
 
@@ -13,6 +14,7 @@ import hashlib
 import os
 from typing import Callable
 
+from .files import SkippedFile, open_regular, regular_stat
 from .jobs import Progress
 
 CHUNK_BYTES = 1 << 20
@@ -23,17 +25,25 @@ Stamp = tuple[int, int, int, int]
 """(device, inode, size, mtime in ns): a file's content is taken as unchanged while all four are."""
 
 
-def size_groups(installed: dict[str, list[str]], full_path: Callable[[str, str], str | None]) -> dict[int, dict]:
+def size_groups(
+    installed: dict[str, list[str]],
+    full_path: Callable[[str, str], str | None],
+    skip: Callable[[str, str], None],
+) -> dict[int, dict]:
     """size -> {stamp: (path, [(type, name), ...])} for sizes that two or more distinct files share.
 
-    Every name of one file (hard links, symlinks, shared folders) sits under that file's one stamp.
+    Every name of one file (hard links, symlinks, shared folders) sits under that file's one stamp. A name
+    that is not a regular file (a FIFO, a socket, a device) is passed to `skip` with the reason.
     """
     by_size: dict[int, dict[Stamp, tuple[str, list]]] = {}
     for model_type, names in installed.items():
         for name in names:
             path = full_path(model_type, name)
             try:
-                st = os.stat(path) if path else None
+                st = regular_stat(path) if path else None
+            except SkippedFile as skipped:
+                skip(path, skipped.reason)
+                st = None
             except (OSError, ValueError):
                 st = None
             if st is None or st.st_size == 0:
@@ -45,13 +55,26 @@ def size_groups(installed: dict[str, list[str]], full_path: Callable[[str, str],
 
 
 def hash_file(path: str, progress: Progress) -> str:
-    """BLAKE2b of the file's content, read in chunks; progress counts bytes and stops here if cancelled."""
+    """BLAKE2b of the file's content, read in chunks; progress counts bytes and stops here if cancelled.
+
+    SkippedFile if the file was swapped for one that is not a regular file since it was listed.
+    """
     digest = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
             progress.step(len(chunk))
     return digest.hexdigest()
+
+
+def _hash_or_skip(path: str, progress: Progress) -> str | None:
+    try:
+        return hash_file(path, progress)
+    except SkippedFile as skipped:
+        progress.skip(path, skipped.reason)
+    except OSError:
+        pass
+    return None
 
 
 def find_duplicates(
@@ -62,30 +85,31 @@ def find_duplicates(
     progress: Progress,
 ) -> dict:
     """Groups of files with the same content, largest waste first; hashes only what the cache lacks."""
-    groups = size_groups(installed, full_path)
+    groups = size_groups(installed, full_path, progress.skip)
     progress.unit = "bytes"
     progress.total = sum(size * len(files) for size, files in groups.items())
     by_content: dict[tuple[int, str], list] = {}
     fresh: list[tuple[Stamp, str]] = []
     hashed = 0
-    for size, files in sorted(groups.items()):
-        for stamp, (path, names) in files.items():
-            digest = cached.get(stamp)
-            if digest is None:
-                try:
-                    digest = hash_file(path, progress)
-                except OSError:
-                    continue  # vanished or unreadable: not known to be a duplicate of anything
-                hashed += 1
-                fresh.append((stamp, digest))
-                if len(fresh) >= SAVE_EVERY:
-                    save(fresh)
-                    fresh = []
-            else:
-                progress.step(size)
-            by_content.setdefault((size, digest), []).append(names)
-    if fresh:
-        save(fresh)
+    try:
+        for size, files in sorted(groups.items()):
+            for stamp, (path, names) in files.items():
+                digest = cached.get(stamp)
+                if digest is None:
+                    digest = _hash_or_skip(path, progress)
+                    if digest is None:
+                        continue  # vanished, unreadable or not a regular file: not known to duplicate anything
+                    hashed += 1
+                    fresh.append((stamp, digest))
+                    if len(fresh) >= SAVE_EVERY:
+                        save(fresh)
+                        fresh = []
+                else:
+                    progress.step(size)
+                by_content.setdefault((size, digest), []).append(names)
+    finally:  # a cancelled or failed search keeps every hash it finished
+        if fresh:
+            save(fresh)
     duplicates = [
         {
             "size": size,

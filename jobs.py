@@ -19,14 +19,26 @@ class Cancelled(Exception):
     """Raised inside a job's work when the user cancelled it."""
 
 
+MAX_SKIPPED_LISTED = 100
+"""Skipped files named in a job's status; beyond this they are only counted."""
+
+
 class Progress:
-    """What a running job reports: units done of a total (files, bytes), read by any thread."""
+    """What a running job reports: units done of a total (files, bytes) and the files it passed over, read by any thread."""
 
     def __init__(self, cancel: threading.Event):
         self._cancel = cancel
         self.done = 0
         self.total = 0
         self.unit = "files"
+        self.skipped: list[dict] = []
+        self.skipped_count = 0
+
+    def skip(self, path: str, reason: str) -> None:
+        """Report a file the job did not read, and why (a FIFO, a socket, an empty image...)."""
+        self.skipped_count += 1
+        if len(self.skipped) < MAX_SKIPPED_LISTED:
+            self.skipped.append({"path": path, "reason": reason})
 
     def step(self, amount: int = 1) -> None:
         """Count progress, and stop the job here if it was cancelled."""
@@ -92,6 +104,8 @@ class Job:
         return {
             "state": self.state,
             "progress": {"done": self.progress.done, "total": self.progress.total, "unit": self.progress.unit},
+            "skipped": list(self.progress.skipped),
+            "skipped_count": self.progress.skipped_count,
             "error": self.error,
             "result": self.result,
         }

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
+from .files import open_regular
 from .logs import warn_once
 from .tracker import BUILTIN_PACKAGE, InstalledPackage, storable
 
@@ -22,6 +23,11 @@ NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output
 
 PROTECTED_PACKS = frozenset({"comfyui-manager"})
 """Packs (lower-case folder names) never suggested for removal, besides this extension itself."""
+MANAGER_PROJECT = "comfyui-manager"
+"""ComfyUI-Manager's `[project] name` in its pyproject.toml (compared normalised, as pip compares names)."""
+MANAGER_MODULES = ("glob/manager_server.py", "comfyui_manager/glob/manager_server.py", "cm-cli.py")
+"""Files only ComfyUI-Manager ships: its server module (in the folder layout and in the package layout) and its CLI."""
+MAX_PYPROJECT_BYTES = 1 << 20
 
 TAESD_VALUES = frozenset({"taesd", "taesdxl", "taesd3", "taef1"})
 """VAELoader values that stand for an encoder/decoder pair of files in vae_approx, not a listed file."""
@@ -67,19 +73,50 @@ class PackageMapper:
         for class_type, package in self.packages_by_class().items():
             node_types.setdefault(package, []).append(class_type)
         packs = {name: InstalledPackage(name, sorted(node_types.get(name, []))) for name in loaded}
-        for name, state in _packs_on_disk():
+        folders = dict(loaded)
+        for name, state, path in _packs_on_disk():
+            folders.setdefault(name, path)
             if name in packs:
                 continue
             packs[name] = InstalledPackage(name, disabled=state == "disabled", import_failed=state == "failed")
         for pack in packs.values():
-            pack.protected = self.is_protected(pack.name)
+            pack.protected = self.is_protected(folders[pack.name])
         return sorted(packs.values(), key=lambda p: p.name.lower())
 
     def is_protected(self, pack: str) -> bool:
         """Whether a pack (its name, or its path in custom_nodes) manages or observes the install: ComfyUI-Manager
         and this extension are never suggested for removal, nor disabled from here."""
         name = os.path.basename(pack)
-        return name == self.own_pack or name.lower() in PROTECTED_PACKS
+        return name == self.own_pack or name.lower() in PROTECTED_PACKS or is_comfyui_manager(pack)
+
+
+def is_comfyui_manager(pack_path: str) -> bool:
+    """Whether the pack folder at `pack_path` is ComfyUI-Manager, whatever the folder is called.
+
+    A GitHub zip extracts to `ComfyUI-Manager-main`, and users rename folders; the manager is still what
+    installs and repairs every other pack, so it is recognised by what it is: its pyproject.toml name or
+    a module only it ships. A false match only protects a pack, never exposes one.
+    """
+    if not os.path.isdir(pack_path):
+        return False
+    return _project_name(pack_path) == MANAGER_PROJECT or any(
+        os.path.isfile(os.path.join(pack_path, *module.split("/"))) for module in MANAGER_MODULES
+    )
+
+
+def _project_name(pack_path: str) -> str | None:
+    """The `[project] name` of the pack's pyproject.toml, normalised (lower case, runs of -_. as one -)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the module layout alone decides
+        return None
+    try:
+        with open_regular(os.path.join(pack_path, "pyproject.toml")) as handle:
+            project = tomllib.loads(handle.read(MAX_PYPROJECT_BYTES).decode("utf-8")).get("project")
+    except (OSError, ValueError):
+        return None
+    name = project.get("name") if isinstance(project, dict) else None
+    return re.sub(r"[-_.]+", "-", name).lower() if isinstance(name, str) else None
 
 
 def _custom_node_dirs() -> list[str]:
@@ -104,24 +141,25 @@ def _package_of(cls, custom_dirs: list[str]) -> str:
     return BUILTIN_PACKAGE
 
 
-def _loaded_packs() -> set[str]:
-    """Pack names ComfyUI imported. Folder packs are keyed by name, single-file ones by full path minus .py."""
+def _loaded_packs() -> dict[str, str]:
+    """Pack name -> its path, for the packs ComfyUI imported. ComfyUI keys folder packs by name (with the
+    folder as value) and single-file ones by full path minus .py."""
     import nodes
 
     custom_dirs = set(_custom_node_dirs())
-    names = set()
+    packs = {}
     for key, directory in list(nodes.LOADED_MODULE_DIRS.items()):
         if os.path.isabs(key):
-            parent, name = os.path.dirname(key), os.path.basename(key)
+            parent, name, path = os.path.dirname(key), os.path.basename(key), key + ".py"
         else:
-            parent, name = os.path.dirname(directory), key
+            parent, name, path = os.path.dirname(directory), key, directory
         if os.path.normpath(parent) in custom_dirs:
-            names.add(storable(name))
-    return names
+            packs[storable(name)] = path
+    return packs
 
 
-def _packs_on_disk() -> Iterable[tuple[str, str]]:
-    """(name, "disabled" | "failed") for every pack entry in the custom_nodes folders.
+def _packs_on_disk() -> Iterable[tuple[str, str, str]]:
+    """(name, "disabled" | "failed", path) for every pack entry in the custom_nodes folders.
 
     ComfyUI skips `__pycache__`, non-.py files and any name ending in `.disabled` (which also covers
     ComfyUI-Manager's `custom_nodes/.disabled/` folder, whose entries may carry an `@version` suffix).
@@ -133,14 +171,14 @@ def _packs_on_disk() -> Iterable[tuple[str, str]]:
             path = os.path.join(directory, entry)
             if entry == ".disabled" and os.path.isdir(path):
                 for inner in _listdir(path):
-                    yield _pack_name(inner.split("@", 1)[0]), "disabled"
+                    yield _pack_name(inner.split("@", 1)[0]), "disabled", os.path.join(path, inner)
             elif entry.endswith(".disabled"):
-                yield _pack_name(entry[: -len(".disabled")]), "disabled"
+                yield _pack_name(entry[: -len(".disabled")]), "disabled", path
             elif entry == "__pycache__" or entry.startswith(".") or (os.path.isfile(path) and not entry.endswith(".py")):
                 continue
             else:
                 name = _pack_name(entry)
-                yield name, "disabled" if skipped_by_flag(entry) else "failed"
+                yield name, "disabled" if skipped_by_flag(entry) else "failed", path
 
 
 def _pack_name(entry: str) -> str:

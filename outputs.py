@@ -5,7 +5,8 @@ the prompt that made it (SaveImage writes PNG text chunks `prompt` and `workflow
 one into months of evidence. The rules: only images older than the tracker's first record are read (what
 ran since was counted live); a prompt is identified by a digest of its JSON, marked in the database in
 the same transaction that records it, so batches of one prompt and a second import count once; the file
-is parsed by hand with hard limits, so a truncated, huge or hostile file costs nothing but itself.
+is parsed by hand with hard limits, so a truncated, huge or hostile file costs nothing but itself, and only
+regular files are opened (files.py), so a FIFO or a socket named `*.png` is reported, never waited on.
 Runs as a cancellable background job (jobs.py); only the writer writes.
 """
 
@@ -18,28 +19,34 @@ import struct
 import zlib
 from typing import Callable
 
+from .files import EMPTY, SkippedFile, open_regular, regular_stat
 from .jobs import Progress
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_BYTES = 32 * 1024 * 1024
 """A text chunk (or its decompressed text) larger than this is skipped: a real prompt is kilobytes."""
 MAX_CHUNKS = 10_000
+READ_BYTES = 1 << 20
+"""Text is read in pieces this large, so a cancel is heard within one piece even in a huge chunk."""
 BATCH = 200
 """Prompts handed to the writer per transaction."""
 KEYS = {"prompt"}
 
 
-def png_text(path: str, wanted: set[str] = KEYS) -> dict[str, str]:
+def png_text(path: str, wanted: set[str] = KEYS, check: Callable[[], None] = lambda: None) -> dict[str, str]:
     """The wanted text chunks (tEXt, zTXt, iTXt) of a PNG, read chunk by chunk; {} for anything else.
 
-    Image data is skipped with a seek, never read. A truncated file yields what came before the cut.
+    Image data is skipped with a seek, never read; text is read in pieces of READ_BYTES with `check()`
+    (which raises to cancel) between them. A truncated file yields what came before the cut. A file that is
+    not a regular file raises SkippedFile: it is never opened in a way that could wait.
     """
     found: dict[str, str] = {}
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             if handle.read(8) != PNG_SIGNATURE:
                 return {}
             for _ in range(MAX_CHUNKS):
+                check()
                 header = handle.read(8)
                 if len(header) < 8:
                     break
@@ -47,8 +54,8 @@ def png_text(path: str, wanted: set[str] = KEYS) -> dict[str, str]:
                 if kind == b"IEND":
                     break
                 if kind in (b"tEXt", b"zTXt", b"iTXt") and length <= MAX_TEXT_BYTES:
-                    data = handle.read(length)
-                    if len(data) < length:
+                    data = _read(handle, length, check)
+                    if data is None:
                         break
                     entry = _text_chunk(kind, data)
                     if entry is not None and entry[0] in wanted:
@@ -58,9 +65,24 @@ def png_text(path: str, wanted: set[str] = KEYS) -> dict[str, str]:
                     handle.seek(length + 4, os.SEEK_CUR)
                 if len(found) == len(wanted):
                     break
+    except SkippedFile:
+        raise
     except OSError:
         return found
     return found
+
+
+def _read(handle, length: int, check: Callable[[], None]) -> bytes | None:
+    """Exactly `length` bytes, in pieces with `check()` between them; None if the file ends first."""
+    pieces, missing = [], length
+    while missing:
+        piece = handle.read(min(missing, READ_BYTES))
+        if not piece:
+            return None
+        pieces.append(piece)
+        missing -= len(piece)
+        check()
+    return b"".join(pieces)
 
 
 def _text_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
@@ -123,34 +145,51 @@ def import_history(
     progress: Progress,
 ) -> dict:
     """Read every PNG under `output_directory` modified before `before` (Unix seconds); `record(batch)` stores
-    [(digest, use)] and returns how many were new. Returns what was read, imported and skipped."""
+    [(digest, use)] and returns how many were new. Returns what was read, imported and skipped.
+
+    Files that are not regular files, and empty ones, are skipped and reported in the job's status. The
+    prompts read so far are recorded even when the import is cancelled or fails part way.
+    """
     files = image_files(output_directory)
     progress.total = len(files)
     counts = {"images": len(files), "with_prompt": 0, "imported": 0, "already_imported": 0, "newer_than_tracking": 0}
     batch: list = []
 
     def flush() -> None:
-        new = record(batch)
-        counts["imported"] += new
-        counts["already_imported"] += len(batch) - new
+        taken = batch[:]
         batch.clear()
+        new = record(taken)
+        counts["imported"] += new
+        counts["already_imported"] += len(taken) - new
 
-    for path in files:
-        progress.step()
-        try:
-            modified = os.stat(path).st_mtime
-        except OSError:
-            continue
-        if modified >= before:
-            counts["newer_than_tracking"] += 1
-            continue
-        found = prompt_of(png_text(path).get("prompt", ""))
-        if found is None:
-            continue
-        counts["with_prompt"] += 1
-        batch.append((found[1], extract(modified, found[0])))
-        if len(batch) >= BATCH:
+    try:
+        for path in files:
+            progress.step()
+            found = _past_prompt(path, before, counts, progress)
+            if found is not None:
+                counts["with_prompt"] += 1
+                batch.append((found[2], extract(found[0], found[1])))
+                if len(batch) >= BATCH:
+                    flush()
+    finally:
+        if batch:
             flush()
-    if batch:
-        flush()
     return counts
+
+
+def _past_prompt(path: str, before: int, counts: dict, progress: Progress) -> tuple[float, dict, str] | None:
+    """(modified, prompt, digest) of one image from before tracking began, or None (counted or reported why)."""
+    try:
+        info = regular_stat(path)
+        if info.st_size == 0:
+            raise SkippedFile(path, EMPTY)
+        if info.st_mtime >= before:
+            counts["newer_than_tracking"] += 1
+            return None
+        found = prompt_of(png_text(path, check=progress.check).get("prompt", ""))
+    except SkippedFile as skipped:
+        progress.skip(path, skipped.reason)
+        return None
+    except OSError:
+        return None
+    return None if found is None else (info.st_mtime, *found)

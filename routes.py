@@ -185,6 +185,8 @@ class StatsApi:
         self.evidence = evidence
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
+        self._changing = asyncio.Lock()
+        """One settings change at a time, each validated against the values the one before it saved."""
 
     async def packages(self, request: web.Request):
         params = _query(request, {"status"} | VIEW_PARAMS)
@@ -242,7 +244,7 @@ class StatsApi:
         if not isinstance(body, dict) or body.get("confirm") is not True:
             raise ApiError(400, 'reset deletes every recorded statistic; send the JSON body {"confirm": true} to do it')
         await self._ready_store()
-        await asyncio.wrap_future(self.writer.submit(UsageStore.reset))
+        await asyncio.wrap_future(self.writer.reset())
         return {"ok": True, "status": "ok"}, {}
 
     async def history(self, request: web.Request):
@@ -306,16 +308,17 @@ class StatsApi:
             raise ApiError(403, "refused: allow_remote_actions guards file actions against the network, so it can be "
                                 "changed only from this computer (a page or script at 127.0.0.1 or localhost)")
         await self._ready_store()
-        try:
-            values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
-        except SettingsError as error:
-            raise ApiError(400, str(error)) from None
-        known = self.writer.models.model_types()
-        unknown = sorted(set(values["model_types"]) - set(known))
-        if unknown:
-            raise ApiError(400, f"model_types: unknown type {unknown[0]!r}; known: {', '.join(known)}")
-        await asyncio.wrap_future(self.writer.submit(partial(self._save_config, values)))
-        await asyncio.get_running_loop().run_in_executor(None, self.writer.apply_config, values)
+        async with self._changing:
+            try:
+                values = check_config(validate(CONFIG_FIELDS, self.writer.config.as_dict(), changes))
+            except SettingsError as error:
+                raise ApiError(400, str(error)) from None
+            known = self.writer.models.model_types()
+            unknown = sorted(set(values["model_types"]) - set(known))
+            if unknown:
+                raise ApiError(400, f"model_types: unknown type {unknown[0]!r}; known: {', '.join(known)}")
+            await asyncio.wrap_future(self.writer.submit(partial(self._save_config, values)))
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.apply_config, values)
         return self._config_answer(), {}
 
     def _config_answer(self) -> dict:
@@ -468,7 +471,46 @@ def _query(request: web.Request, allowed: set[str]) -> dict[str, str]:
     if unknown:
         known = ", ".join(sorted(allowed)) or "none"
         raise ApiError(400, f"unknown query parameter {unknown[0]!r}; this route takes: {known}")
-    return {name: request.query.get(name) for name in request.query}
+    params = {name: request.query.get(name) for name in request.query}
+    for name, value in params.items():
+        _require_storable([name, value], f"the query parameter {ascii(name)}")
+    return params
+
+
+def _path_values(request: web.Request) -> dict[str, str]:
+    """The values matched in the route's path ({model_type}, {model_name}...), each one storable."""
+    values = dict(request.match_info)
+    _require_storable(values, "the path")
+    return values
+
+
+def _require_storable(value, where: str) -> None:
+    """Refuse text SQLite cannot store or a name cannot hold (a lone surrogate, a NUL) anywhere in `value`.
+
+    One check for every value a request brings (query, path, JSON body), so no handler meets such text and
+    turns it into a 500. Iterative: a body nested near the JSON parser's depth limit must not exhaust the stack.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and not _is_storable(item):
+            raise ApiError(400, f"{where} holds text that cannot be stored ({ascii(item[:MAX_QUERY_LENGTH])}): "
+                                "a NUL character or a lone surrogate; send valid Unicode text without NUL")
+
+
+def _is_storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _choices(params: dict[str, str], name: str, allowed: tuple[str, ...] | None) -> set[str]:
@@ -532,9 +574,11 @@ async def _json_body(request: web.Request):
     if len(text) > MAX_BODY_BYTES:
         raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(text)
+        body = json.loads(text)
     except (ValueError, RecursionError) as error:
         raise ApiError(400, f"the body is not valid JSON ({error})") from None
+    _require_storable(body, "the JSON body")
+    return body
 
 
 def _from_this_computer(request: web.Request) -> bool:
@@ -773,8 +817,9 @@ class MemoryApi:
 
     async def override(self, request: web.Request):
         _query(request, set())
+        path = _path_values(request)
         manager = await self._settled_manager()
-        model_type, model_name = request.match_info["model_type"], request.match_info["model_name"]
+        model_type, model_name = path["model_type"], path["model_name"]
         known = set(self.writer.models.tracked_types())  # canonical names, as loads are recorded
         if model_type not in known:
             raise ApiError(400, f"unknown model type {model_type!r}; known: {', '.join(sorted(known))}")

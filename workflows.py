@@ -15,6 +15,7 @@ import os
 import threading
 from dataclasses import dataclass
 
+from .files import open_regular
 from .logs import warn_once
 from .mapper import normalise
 
@@ -124,8 +125,8 @@ def _read(path: str, size: int) -> Uses:
         warn_once(f"workflow-size:{path}", "not reading the saved workflow %s: %d bytes is too large", path, size)
         return Uses()
     try:
-        with open(path, "rb") as handle:
-            return uses_in(json.loads(handle.read()))
+        with open_regular(path) as handle:  # a FIFO named *.json would otherwise block every report for good
+            return uses_in(json.loads(handle.read(MAX_WORKFLOW_BYTES)))
     except (OSError, ValueError, RecursionError) as error:
         warn_once(f"workflow:{path}", "cannot read the saved workflow %s (%s)", path, error)
         return Uses()

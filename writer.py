@@ -149,6 +149,7 @@ class Writer:
         self.written = 0
         self._next_prune = 0.0
         self._noted_version = -1
+        self._pending: list[tuple[str, PromptUse]] = []  # prompts with their verdict, not written yet
         self._awaiting_verdict: OrderedDict[str, tuple[float, PromptUse]] = OrderedDict()
         self._running: OrderedDict[str, tuple[PromptUse, int]] = OrderedDict()  # prompt id -> (use, log row)
         self._finished: dict[str, Finished] = {}  # outcomes whose prompt is not written yet
@@ -244,6 +245,21 @@ class Writer:
         if self._thread.is_alive():
             log.warning("[usage-stats] the writer did not finish within %.0f s; the last prompts may be missing", timeout)
 
+    def reset(self) -> Future:
+        """Forget every statistic, and every prompt and outcome still in flight from before (on the writer thread).
+
+        A prompt queued before the reset may end after it; had its outcome been kept, it would add a success
+        to the fresh rows without its prompt, and successes would outnumber prompts.
+        """
+        return self.submit(self._reset)
+
+    def _reset(self, store: UsageStore) -> None:
+        store.reset()
+        self._pending.clear()
+        self._awaiting_verdict.clear()
+        self._running.clear()
+        self._finished.clear()
+
     def apply_config(self, values: dict) -> None:
         """Make `values` the settings in force: the hook, the tracked model types and retention follow at once."""
         self.config.replace(values)
@@ -270,13 +286,12 @@ class Writer:
             self.store.close()
 
     def _loop(self, store: UsageStore) -> None:
-        pending: list[tuple[str, PromptUse]] = []
         backoff = 0.0
         self._note_installed(store)
         while True:
             items = self._take(timeout=backoff or IDLE_SECONDS)
-            self._release_overdue_verdicts(pending)
-            if not items and not pending:
+            self._release_overdue_verdicts()
+            if not items and not self._pending:
                 self._prune_when_idle(store)
                 continue
             stop = _STOP in items
@@ -284,44 +299,44 @@ class Writer:
                 self.models.refresh(max_age=MODEL_VIEW_MAX_AGE_SECONDS)
             for item in items:
                 if item is not _STOP:
-                    backoff = self._handle(store, item, pending, backoff)
+                    backoff = self._handle(store, item, backoff)
             if self.models.version != self._noted_version:  # the view changed, maybe inside models_in
                 self._note_installed(store)
-            backoff = self._write(store, pending, backoff)
+            backoff = self._write(store, backoff)
             if stop:
                 return
 
-    def _handle(self, store: UsageStore, item, pending: list, backoff: float) -> float:
+    def _handle(self, store: UsageStore, item, backoff: float) -> float:
         """Take one message from the queue: a prompt, ComfyUI's verdict on it, how it ended, or a task."""
         if isinstance(item, _Submitted):
             use = self._extract(item)
             if item.accepted is None:
                 self._awaiting_verdict[item.prompt_id] = (time.monotonic(), use)
             else:
-                self._hold(pending, item.prompt_id, use)
+                self._hold(item.prompt_id, use)
         elif isinstance(item, _Verdict):
             waiting = self._awaiting_verdict.pop(item.prompt_id, None)
             if waiting is not None:
-                self._hold(pending, item.prompt_id, _with_verdict(waiting[1], item.accepted))
+                self._hold(item.prompt_id, _with_verdict(waiting[1], item.accepted))
         elif isinstance(item, Finished):
             waiting = self._awaiting_verdict.pop(item.prompt_id, None)
             if waiting is not None:  # it ran, so ComfyUI accepted it, whatever the verdict message says later
-                self._hold(pending, item.prompt_id, waiting[1])
-            if item.prompt_id in self._running or any(prompt_id == item.prompt_id for prompt_id, _ in pending):
+                self._hold(item.prompt_id, waiting[1])
+            if item.prompt_id in self._running or any(prompt_id == item.prompt_id for prompt_id, _ in self._pending):
                 self._finished[item.prompt_id] = item  # else a prompt we never saw: queued by other code
         else:
-            backoff = self._write(store, pending, backoff)
+            backoff = self._write(store, backoff)
             _run_task(store, *item)
         return backoff
 
-    def _hold(self, pending: list, prompt_id: str, use: PromptUse) -> None:
-        if len(pending) < PENDING_LIMIT:
-            pending.append((prompt_id, use))
+    def _hold(self, prompt_id: str, use: PromptUse) -> None:
+        if len(self._pending) < PENDING_LIMIT:
+            self._pending.append((prompt_id, use))
         else:
             self.dropped += 1
             warn_once("pending-full", "the database stayed locked too long; dropping prompts beyond %d", PENDING_LIMIT)
 
-    def _release_overdue_verdicts(self, pending: list) -> None:
+    def _release_overdue_verdicts(self) -> None:
         """Prompts whose verdict never came count as accepted (see VERDICT_WAIT_SECONDS)."""
         deadline = time.monotonic() - VERDICT_WAIT_SECONDS
         while self._awaiting_verdict:
@@ -329,7 +344,7 @@ class Writer:
             if since > deadline:
                 return
             del self._awaiting_verdict[prompt_id]
-            self._hold(pending, prompt_id, use)
+            self._hold(prompt_id, use)
 
     def _prune_when_idle(self, store: UsageStore) -> None:
         """Between prompts, delete prompt-log detail older than the retention window: one small batch per idle second."""
@@ -368,15 +383,15 @@ class Writer:
                 break
         return items
 
-    def _write(self, store: UsageStore, pending: list, backoff: float) -> float:
+    def _write(self, store: UsageStore, backoff: float) -> float:
         """Store the pending prompts, then the outcomes now matched to a written prompt; returns the next backoff.
 
         While another process holds the write lock the prompts stay in memory and the writer retries,
         waiting longer each time: nothing is lost and nothing waits on the event loop.
         """
         try:
-            if pending:
-                self._store(store, pending)
+            if self._pending:
+                self._store(store, self._pending)
             self._store_outcomes(store)
         except sqlite3.OperationalError as error:
             warn_once("locked", "the database is busy (%s); holding prompts in memory and retrying", error)

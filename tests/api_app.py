@@ -47,6 +47,16 @@ class AppClient:
                 return response.status, await response.read(), dict(response.headers)
         return self.loop.run_until_complete(go())
 
+    def concurrently(self, *requests) -> list[tuple[int, bytes, str]]:
+        """Send (method, path, kwargs) requests at once; their (status, body, content type), in order."""
+        async def one(method, path, kwargs):
+            async with self.client.request(method, path, **kwargs) as response:
+                return response.status, await response.read(), response.headers.get("Content-Type", "")
+
+        async def all_at_once():
+            return await asyncio.gather(*(one(*request) for request in requests))
+        return self.loop.run_until_complete(all_at_once())
+
     def json(self, method: str, path: str, body=None, headers=None) -> tuple[int, object]:
         status, data, _headers = self.call(method, path, json=body, headers=headers or {})
         return status, json.loads(data)

@@ -93,6 +93,11 @@ def server(tmp_path_factory):
     (comfy.custom_nodes / ".disabled" / "ManagerDisabled@1_0_0").mkdir(parents=True)
     (comfy.custom_nodes / "ComfyUI-Manager").mkdir()
     (comfy.custom_nodes / "ComfyUI-Manager" / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    zipped_manager = comfy.custom_nodes / "ComfyUI-Manager-main"  # as a GitHub zip extracts it
+    (zipped_manager / "glob").mkdir(parents=True)
+    (zipped_manager / "__init__.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    (zipped_manager / "pyproject.toml").write_text('[project]\nname = "comfyui-manager"\nversion = "3.3.5"\n')
+    (zipped_manager / "glob" / "manager_server.py").write_text("")
     comfy.database.parent.mkdir(parents=True)
     seed_history(comfy.database)
     with comfy:
@@ -185,9 +190,10 @@ def test_broken_disabled_and_frontend_only_packs_are_reported_as_such(server):
 
 
 def test_comfyui_manager_and_this_extension_are_protected(server):
-    for name in ("ComfyUI-Manager", "comfyui-usage-stats"):
+    for name in ("ComfyUI-Manager", "ComfyUI-Manager-main", "comfyui-usage-stats"):
         package = server.package(name)
-        assert package["protected"] and package["status"] in ("used", "unused_new")
+        assert package["protected"] and package["status"] in ("used", "unused_new"), package
+    assert not server.package("FrontendOnly")["protected"]
 
 
 def test_never_used_items_age_from_their_first_sighting_not_from_the_oldest_prompt(server):

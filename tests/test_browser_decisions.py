@@ -106,12 +106,14 @@ def test_history_is_imported_from_past_outputs_after_a_confirmation(ui, server):
 
     past = time.time() - 120 * DAY
     save_png(server.base / "output" / "ComfyUI_00001_.png", json.dumps(prompt_using(OLD_MODEL)), mtime=past)
+    (server.base / "output" / "interrupted save.png").write_bytes(b"")
     ui.open()
     ui.page.get_by_test_id("usage-stats-import-history").click()
     confirm = ui.page.locator("[role='dialog'][aria-labelledby='global-prompt']")
     expect(confirm).to_contain_text("counted once")
     confirm.locator("button[aria-label='Confirm']").click()
-    expect(ui.page.locator(".p-toast-message")).to_contain_text("1 past prompt added from 1 image")
+    expect(ui.page.locator(".p-toast-message")).to_contain_text(
+        "1 past prompt added from 2 images; 1 file skipped (empty, or not a regular file)")
     ui.wait_ready()
     ui.show("models")
     row = ui.panel.locator(f"[data-testid='usage-stats-model-row'][data-model='{OLD_MODEL}']")

@@ -438,3 +438,185 @@ def test_without_a_quarantine_on_the_same_filesystem_nothing_moves(fake_comfy, d
     with pytest.raises(ActionRefused, match="same filesystem"):
         decisions.quarantine("checkpoints", "far.safetensors", listed(fake_comfy), by="test")
     assert (real / "far.safetensors").read_bytes() == b"f" * 8 and decisions.quarantined() == []
+
+
+# --------------------------------------------------------------------------- files that are not files
+
+
+def make_fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def make_socket(path: Path):
+    """A listening Unix socket at `path` (short names only: sun_path holds ~100 bytes); close it when done."""
+    import socket
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    return server
+
+
+def finishes(work, timeout: float = 10.0):
+    """Run `work()` on a thread; fail instead of hanging the suite if it blocks."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = work()
+        except BaseException as error:  # handed to the test below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "blocked on a file that is not a regular file"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_a_fifo_swapped_in_after_the_check_is_refused_without_waiting(tmp_path, monkeypatch):
+    from usage_stats import files
+
+    fifo = make_fifo(tmp_path / "image.png")
+    with pytest.raises(files.SkippedFile, match="not a regular file"):
+        finishes(lambda: files.open_regular(str(fifo)))
+    monkeypatch.setattr(files, "regular_stat", lambda path: os.stat(tmp_path))  # it was regular when checked
+    with pytest.raises(files.SkippedFile, match="not a regular file"):
+        finishes(lambda: files.open_regular(str(fifo)))
+
+
+def test_history_import_reports_fifos_sockets_and_empty_images_and_reads_the_rest(tmp_path, store):
+    from usage_stats.jobs import Job
+    from usage_stats.outputs import import_history
+    from usage_stats.tracker import PromptUse
+
+    output = tmp_path / "o"
+    save_png(output / "good.png", json.dumps(PAST_PROMPT))
+    make_fifo(output / "fifo.png")
+    listening = make_socket(output / "s.png")
+    place_file(output / "empty.png", b"")
+    job = Job("test")
+    try:
+        job.start(lambda progress: import_history(str(output), NOW, lambda ts, p: PromptUse(int(ts), {}, frozenset()),
+                                                  store.record_imported, progress))
+        job.wait(10)
+    finally:
+        listening.close()
+    status = job.status()
+    assert status["state"] == "done", status
+    assert (status["result"]["images"], status["result"]["imported"]) == (4, 1)
+    assert sorted((Path(s["path"]).name, s["reason"]) for s in status["skipped"]) == [
+        ("empty.png", "empty file"), ("fifo.png", "not a regular file"), ("s.png", "not a regular file")]
+    assert status["skipped_count"] == 3
+
+
+def test_a_cancelled_history_import_keeps_what_it_read_and_can_start_again(tmp_path, store):
+    import threading
+
+    from usage_stats.jobs import Job
+    from usage_stats.outputs import import_history
+    from usage_stats.tracker import PromptUse
+
+    output = tmp_path / "output"
+    for number in range(10):
+        save_png(output / f"{number:02}.png", json.dumps(PAST_PROMPT).replace("past", f"past {number}"))
+    reached, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow_extract(ts, prompt):
+        """Stands for a slow disk: the fifth image is still being read when the user cancels."""
+        calls.append(prompt)
+        if len(calls) == 5:
+            reached.set()
+            release.wait(10)
+        return PromptUse(int(ts), {}, frozenset({("checkpoints", prompt["3"]["inputs"]["ckpt_name"])}))
+
+    job = Job("history import")
+    assert job.start(lambda progress: import_history(str(output), NOW, slow_extract, store.record_imported, progress))
+    assert reached.wait(10)
+    assert job.cancel()
+    release.set()
+    job.wait(10)
+    assert job.status()["state"] == "cancelled"
+    assert store.prompt_count() == 5  # the five prompts read before the cancel are recorded
+    assert job.start(lambda progress: import_history(str(output), NOW, slow_extract, store.record_imported, progress))
+    job.wait(10)
+    assert job.status()["state"] == "done" and job.result["imported"] == 5 and job.result["already_imported"] == 5
+    assert store.prompt_count() == 10
+
+
+def test_a_cancel_is_heard_inside_a_huge_text_chunk(tmp_path):
+    from usage_stats.jobs import Cancelled
+    from usage_stats.outputs import MAX_TEXT_BYTES, READ_BYTES, png_text
+
+    data = save_png(tmp_path / "ok.png", json.dumps(PAST_PROMPT)).read_bytes()
+    text = b"comment\0" + b"x" * (MAX_TEXT_BYTES - 8)
+    chunk = len(text).to_bytes(4, "big") + b"tEXt" + text + b"\0\0\0\0"
+    (tmp_path / "huge.png").write_bytes(data[:8] + chunk + data[8:])
+    pieces = []
+
+    def cancel_after_two_pieces():
+        pieces.append(1)
+        if len(pieces) > 2:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        png_text(str(tmp_path / "huge.png"), check=cancel_after_two_pieces)
+    assert len(pieces) == 3 < MAX_TEXT_BYTES // READ_BYTES
+
+
+def test_duplicate_search_and_sizes_pass_over_a_fifo_listed_as_a_model(fake_comfy, store):
+    from usage_stats.duplicates import find_duplicates
+    from usage_stats.jobs import Job
+
+    ckpt = fake_comfy.models / "checkpoints"
+    place_file(ckpt / "one.safetensors", b"D" * 3000)
+    place_file(ckpt / "two.safetensors", b"D" * 3000)
+    make_fifo(ckpt / "pipe.safetensors")
+    installed = {"checkpoints": sorted(os.listdir(ckpt))}
+    assert "pipe.safetensors" in installed["checkpoints"]  # listed the way ComfyUI lists it, by name
+
+    def on_disk(model_type, name):  # resolves without ComfyUI's isfile() check, as a race would
+        return str(fake_comfy.models / model_type / name)
+
+    job = Job("duplicate search")
+    job.start(lambda progress: find_duplicates(installed, on_disk, {}, lambda rows: None, progress))
+    job.wait(10)
+    status = job.status()
+    assert status["state"] == "done", status
+    assert [[f["model_name"] for [f] in group["files"]] for group in status["result"]["groups"]] == [
+        ["one.safetensors", "two.safetensors"]]
+    assert status["skipped"] == [{"path": on_disk("checkpoints", "pipe.safetensors"), "reason": "not a regular file"}]
+    infos = finishes(lambda: disk.stat_listing(installed, on_disk))
+    assert set(infos) == {("checkpoints", "one.safetensors"), ("checkpoints", "two.safetensors")}
+
+
+def test_a_cancelled_duplicate_search_keeps_the_hashes_it_finished(fake_comfy):
+    import threading
+
+    from usage_stats.duplicates import find_duplicates
+    from usage_stats.jobs import Cancelled, Progress
+
+    for name in "abc":
+        place_file(fake_comfy.models / "checkpoints" / f"{name}.safetensors", b"S" * 3000)
+    cancel, saved = threading.Event(), []
+
+    class CancelledAfterOneFile(Progress):
+        """The user cancels once the first file is hashed."""
+
+        def step(self, amount: int = 1) -> None:
+            if self.done >= 3000:
+                cancel.set()
+            super().step(amount)
+
+    with pytest.raises(Cancelled):
+        find_duplicates(listed(fake_comfy), fake_comfy.folder_paths.get_full_path, {}, saved.extend,
+                        CancelledAfterOneFile(cancel))
+    assert len(saved) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -130,6 +131,7 @@ def api_client(writer, tmp_path):
         status, body, headers = app.call(method, path, **kwargs)
         return status, body, headers.get("Content-Type", "")
 
+    call.concurrently = app.concurrently
     yield call
     app.close()
 
@@ -213,6 +215,20 @@ def test_fuzzed_config_changes_get_json_never_500_and_a_refusal_changes_nothing(
     api_client("PUT", "/nodes-stats/config", data=json.dumps(before).encode(), headers={"Content-Type": "application/json"})
 
 
+CHANGES = [{"consider_days": 20}, {"safe_days": 70}, {"retention_days": 90}, {"track_loras": True},
+           {"model_types": ["checkpoints"]}]
+
+
+def test_concurrent_settings_changes_each_persist(api_client, writer):
+    """Five PUTs at once, each changing one setting: each is applied over the ones before it, none is lost."""
+    answers = api_client.concurrently(*(("PUT", "/nodes-stats/config", {"json": change}) for change in CHANGES))
+    assert [status for status, _, _ in answers] == [200] * len(CHANGES), answers
+    expected = {key: value for change in CHANGES for key, value in change.items()}
+    config = json.loads(api_client("GET", "/nodes-stats/config")[1])["config"]
+    assert {key: config[key] for key in expected} == expected
+    assert {key: writer.store.load_settings("config")[key] for key in expected} == expected
+
+
 def test_only_this_computer_may_allow_file_actions_from_the_network(writer, tmp_path):
     """A client on the network must not be able to lift the guard that protects against the network."""
     from aiohttp import web
@@ -229,3 +245,45 @@ def test_only_this_computer_may_allow_file_actions_from_the_network(writer, tmp_
         assert app.json("PUT", "/nodes-stats/config", {"retention_days": 90})[0] == 200  # other settings are not guarded
     finally:
         app.close()
+
+
+UNSTORABLE = ["\ud800", "a\udfffb", "nul\x00inside", "\x00"]
+"""JSON "\\ud800" decodes to a lone surrogate; a URL cannot carry one (aiohttp decodes bad UTF-8 to U+FFFD), only a NUL."""
+
+
+def assert_refused_as_unstorable(answer, what) -> None:
+    status, body, content_type = answer
+    assert_json_answer(status, body, content_type)
+    assert status == 400 and "cannot be stored" in json.loads(body)["error"], (what, body)
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+def test_text_that_cannot_be_stored_in_a_json_body_is_a_400(api_client, text):
+    for path, body in [
+        ("/nodes-stats/keep", {"kind": "package", "name": text, "keep": True}),
+        ("/nodes-stats/keep", {"kind": "model", "model_type": "checkpoints", "name": text, "keep": True}),
+        ("/nodes-stats/config", {"model_types": [text]}),
+        ("/nodes-stats/config", {text: 1}),
+        ("/nodes-stats/reset", {"confirm": True, "note": text}),
+    ]:
+        method = "PUT" if path.endswith("config") else "POST"
+        assert_refused_as_unstorable(api_client(method, path, json=body), body)
+    assert json.loads(api_client("GET", "/nodes-stats/config")[1])["config"]["model_types"] == []
+    assert json.loads(api_client("GET", "/nodes-stats/status")[1])["prompts_recorded"] == 1  # and no reset
+
+
+@pytest.mark.parametrize("text", ["\x00", "a\x00b"])
+def test_a_nul_in_a_query_or_a_path_is_a_400(api_client, text):
+    for path, params in [("/nodes-stats/models", {"q": text}), ("/nodes-stats/history", {"kind": "model", "id": text}),
+                         ("/nodes-stats/packages", {"user": text})]:
+        assert_refused_as_unstorable(api_client("GET", path, params=params), params)
+    path = f"/nodes-stats/unload/models/checkpoints/{quote(text)}"
+    assert_refused_as_unstorable(api_client("PUT", path, json={"timeout_seconds": 60}), path)
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=12) | st.sampled_from(UNSTORABLE), kind=st.sampled_from(["model", "package"]))
+def test_fuzzed_keep_names_get_json_never_500(api_client, name, kind):
+    body = {"kind": kind, "model_type": "checkpoints", "name": name, "keep": True}
+    status, raw, content_type = api_client("POST", "/nodes-stats/keep", json=body)
+    assert_json_answer(status, raw, content_type)

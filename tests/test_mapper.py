@@ -176,3 +176,45 @@ def test_comfyui_manager_and_this_extension_are_protected(fake_comfy):
         fake_comfy.nodes.load_pack(make_pack(custom_nodes, name), {})
     packs = {p.name: p.protected for p in PackageMapper(own_pack="usage-stats").installed()}
     assert packs == {"ComfyUI-Manager": True, "usage-stats": True, "Other": False}
+
+
+@pytest.mark.parametrize("files", [
+    {"pyproject.toml": b'[project]\nname = "ComfyUI-Manager"\nversion = "3.3.5"\n'},
+    {"pyproject.toml": b'[project]\nname = "comfyui_manager"\n'},
+    {"glob/manager_server.py": b"", "__init__.py": b""},
+    {"comfyui_manager/glob/manager_server.py": b"", "pyproject.toml": b"not toml ["},
+    {"cm-cli.py": b""},
+])
+def test_comfyui_manager_is_recognised_by_what_it_is_under_any_folder_name(fake_comfy, files):
+    from usage_stats.mapper import is_comfyui_manager
+
+    custom_nodes = fake_comfy.base / "custom_nodes"
+    for relative, content in files.items():
+        place_file(custom_nodes / "ComfyUI-Manager-main" / relative, content)
+    assert is_comfyui_manager(str(custom_nodes / "ComfyUI-Manager-main"))
+    fake_comfy.nodes.load_pack(str(custom_nodes / "ComfyUI-Manager-main"), {})
+    assert {p.name: p.protected for p in PackageMapper(own_pack="usage-stats").installed()} == {"ComfyUI-Manager-main": True}
+
+
+def test_a_pack_that_only_mentions_the_manager_is_not_taken_for_it(fake_comfy, tmp_path):
+    from usage_stats.mapper import is_comfyui_manager
+
+    custom_nodes = fake_comfy.base / "custom_nodes"
+    place_file(custom_nodes / "Manager-Helper" / "pyproject.toml", b'[project]\nname = "comfyui-manager-helper"\n')
+    place_file(custom_nodes / "Manager-Helper" / "manager_server.py", b"")
+    place_file(custom_nodes / "single.py", b"")
+    (custom_nodes / "Piped").mkdir()
+    os.mkfifo(custom_nodes / "Piped" / "pyproject.toml")  # read as a regular file only: the check never waits
+    assert not is_comfyui_manager(str(custom_nodes / "Manager-Helper"))
+    assert not is_comfyui_manager(str(custom_nodes / "single.py"))
+    assert not is_comfyui_manager(str(custom_nodes / "Piped"))
+    assert not is_comfyui_manager(str(tmp_path / "missing"))
+
+
+def test_a_disabled_manager_under_another_name_stays_protected(fake_comfy):
+    custom_nodes = fake_comfy.base / "custom_nodes"
+    place_file(custom_nodes / ".disabled" / "ComfyUI-Manager-main@3_3_5" / "cm-cli.py", b"")
+    place_file(custom_nodes / "Renamed.disabled" / "glob" / "manager_server.py", b"")
+    packs = {p.name: p for p in PackageMapper(own_pack="usage-stats").installed()}
+    assert {name: (p.disabled, p.protected) for name, p in packs.items()} == {
+        "ComfyUI-Manager-main": (True, True), "Renamed": (True, True)}

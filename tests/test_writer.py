@@ -269,3 +269,34 @@ def test_with_tracking_off_the_hook_does_nothing_at_all(writer):
     writer.on_prompt(json_data)
     writer.flush()
     assert json_data == before and writer.store.prompt_count() == 0
+
+
+def every_total(store) -> list:
+    """Every daily total the reports sum: the prompt line, each node type, each pack and each model, per day."""
+    return [(kind, item, totals) for kind in ("prompt", "node", "package", "model")
+            for item, totals in store.totals(kind).items()] + [("day", row[:4], row) for row in store.daily_rows()]
+
+
+def test_a_reset_forgets_the_prompts_and_outcomes_in_flight_before_it(writer):
+    """Outcomes of prompts sent before a reset never land on the fresh rows: successes never outnumber prompts."""
+    written = [submit(writer, prompt_using()) for _ in range(3)]
+    for submission in written:
+        writer.on_verdict(submission, accepted=True)
+    writer.flush()  # on disk, waiting for their outcomes
+    awaiting = submit(writer, prompt_using())  # its verdict comes after the reset
+    writer.reset().result(5)
+    for submission in [*written, awaiting]:
+        writer.on_verdict(submission, accepted=True)
+        writer.on_finished(Finished(submission.prompt_id, "success", exec_ms=10))
+    after = submit(writer, prompt_using())
+    writer.on_verdict(after, accepted=True)
+    writer.on_finished(Finished(after.prompt_id, "success", exec_ms=10))
+    writer.flush()
+    assert writer.store.prompt_count() == 1
+    prompt = writer.store.totals("prompt")[""]
+    assert (prompt.prompts, prompt.successes) == (1, 1)
+    for kind, item, totals in every_total(writer.store):
+        if kind == "day":
+            assert totals[5] <= totals[4], totals  # successes <= prompts on each day
+        else:
+            assert totals.successes <= totals.prompts, (kind, item, totals)

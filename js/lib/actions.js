@@ -83,8 +83,9 @@ export function createActions(reload) {
           status = await fetchHistoryImport();
         }
         if (status.state !== "done") throw new Error(status.error ?? `the import was ${status.state}`);
-        return status.result;
-      }, (result) => ["History imported", `${plural(result.imported, "past prompt")} added from ${plural(result.images, "image")}.`]);
+        return { ...status.result, skipped: status.skipped_count };
+      }, (result) => ["History imported", `${plural(result.imported, "past prompt")} added from ${plural(result.images, "image")}`
+        + `${result.skipped ? `; ${plural(result.skipped, "file")} skipped (empty, or not a regular file)` : ""}.`]);
     },
 
     async reset(recorded) {
