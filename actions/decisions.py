@@ -27,7 +27,6 @@ class Decisions:
     """Every action the API offers, each one at a time, and what they left behind."""
 
     def __init__(self, folder: str, is_protected_pack: Callable[[str], bool], clock: Callable[[], float] = time.time):
-        os.makedirs(folder, exist_ok=True)
         self.journal = Journal(os.path.join(folder, JOURNAL))
         self.is_protected_pack = is_protected_pack
         self._clock = clock

@@ -62,6 +62,8 @@ class Journal:
         # ASCII: a file name that is not UTF-8 (lone surrogates) survives the round trip through JSON.
         line = (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
         created = not os.path.exists(self.path)
+        if created:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -42,6 +43,37 @@ def registered_routes():
 def test_every_route_is_documented_in_the_readme(method, path):
     path = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)  # a matcher such as {model_name:.+} reads as {model_name}
     assert f"`{method} {path}" in README
+
+
+def test_the_readmes_code_fences_balance():
+    """An unclosed fence turns the rest of the page into code."""
+    fences = re.findall(r"^```(\w*)$", README, flags=re.M)
+    assert len(fences) % 2 == 0
+    assert all(language == "" for language in fences[1::2]), "a fence opens where one should close"
+
+
+def every_setting():
+    from usage_stats.memory import UNLOAD_FIELDS
+    from usage_stats.settings import CONFIG_FIELDS
+
+    return [*CONFIG_FIELDS, *UNLOAD_FIELDS]
+
+
+@pytest.mark.parametrize("field", every_setting(), ids=lambda field: field.name)
+def test_every_setting_is_in_a_readme_table_with_its_default(field):
+    assert f"| `{field.name}` | `{json.dumps(field.default)}` |" in README
+
+
+def module_table() -> set[str]:
+    """The names in the README's table of modules (the one headed "| file | its one job |")."""
+    table = README.split("| file | its one job |", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"^\| `([\w./]+)` \|", table, flags=re.M))
+
+
+def test_the_module_table_names_every_module_and_folder_and_nothing_else():
+    folders = {f"{p.name}/" for p in REPO.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    tree = {p.name for p in REPO.glob("*.py")} | folders - {"docs/"}  # docs: pictures and benchmark notes
+    assert module_table() == tree
 
 
 def test_ci_runs_the_test_command_the_readme_gives():

@@ -112,6 +112,7 @@ def test_a_name_that_is_not_utf8_survives_the_journal(tmp_path):
 def test_the_quarantine_lists_and_restores_its_files_with_a_new_database(models):
     decisions = decisions_of(models)
     decisions.quarantine("checkpoints", "sub/a.safetensors", listing(models), by="test")
+    UsageStore(str(models.base / "user" / "__nodes_stats" / "usage_stats.db")).close()
     shutil.rmtree(models.base / "user" / "__nodes_stats")  # database and journal gone: only the manifest is left
     fresh = decisions_of(models)
     [entry] = fresh.quarantined()
