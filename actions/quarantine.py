@@ -14,7 +14,7 @@ import os
 import stat
 from typing import Callable
 
-from .journal import DONE, Journal, Move, journalled_move
+from .journal import DONE, UNDONE, Journal, Move, journalled_move
 from .moves import ActionRefused, delete_file, fail_point, folder_below, identity, inside, sync_folder
 
 QUARANTINE_FOLDER = ".usage-stats-quarantine"
@@ -142,7 +142,11 @@ def delete(entry: Move, at: int, by: str) -> Move:
     journal = manifest(root_of(entry))
     journal.begin(move)
     fail_point("empty", "after-intent")
-    delete_file(entry.destination)
+    try:
+        delete_file(entry.destination)
+    except OSError as error:  # e.g. no permission: it stays in quarantine, listed and restorable
+        journal.finish(move, UNDONE, at)
+        raise ActionRefused(409, f"could not delete {entry.destination} ({error.strerror})") from None
     fail_point("empty", "after-move")
     sync_folder(os.path.dirname(entry.destination))
     fail_point("empty", "before-commit")

@@ -187,6 +187,18 @@ class ComfyServer:
 
         return until(recorded, timeout, f"{count} recorded prompts")
 
+    def flush(self) -> None:
+        """Return once the extension's writer has handled everything queued before this call: a settings write
+        (an empty change) is queued behind it and answers only when written. "Nothing happened" is checked
+        after this, never after a sleep."""
+        status, data, _ = self.request("PUT", "/nodes-stats/config", {})
+        assert status == 200, data
+
+    def wait_job(self, path: str, timeout: float = 30.0) -> dict:
+        """Poll a background job's status (`/nodes-stats/duplicates`, `/nodes-stats/history-import`) until it
+        stops running; its status."""
+        return until(lambda: (s := self.get(path))["state"] != "running" and s, timeout, f"{path} to finish", self)
+
     def model(self, model_type: str, name: str) -> dict | None:
         """One model row from /nodes-stats/models, or None when it is not listed."""
         for section in self.get("/nodes-stats/models"):

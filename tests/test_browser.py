@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TAB_BUTTON, UsageStatsPage, seed_base
-from comfyui import ComfyServer, place_file
+from comfyui import ComfyServer, place_file, until
 
 pytestmark = pytest.mark.browser
 
@@ -48,15 +48,8 @@ def demo_workflow(node_type: str) -> dict:
 
 def wait_idle(server: ComfyServer) -> None:
     """Until ComfyUI has run (or failed) everything queued, so no late error dialog covers the page."""
-    import time
-
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        queue = server.get("/queue")
-        if not queue["queue_running"] and not queue["queue_pending"]:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"ComfyUI still busy: {queue}")
+    until(lambda: (lambda q: not q["queue_running"] and not q["queue_pending"])(server.get("/queue")), 120,
+          "ComfyUI to run everything queued", server)
 
 
 @pytest.fixture(scope="module")

@@ -150,9 +150,7 @@ def test_empty_quarantine_deletes_only_the_confirmed_bytes(server):
 def test_the_duplicate_search_finds_equal_content_only(server):
     status, started, _ = post(server, "/nodes-stats/duplicates/scan", {})
     assert status == 200 and started["state"] in ("running", "done"), started
-    deadline = time.monotonic() + 30
-    while (found := server.get("/nodes-stats/duplicates"))["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    found = server.wait_job("/nodes-stats/duplicates")
     assert found["state"] == "done", found
     [group] = found["result"]["groups"]
     assert sorted(copy[0]["model_name"] for copy in group["files"]) == ["dup one.safetensors", "dup twö.safetensors"]
@@ -209,9 +207,7 @@ def test_a_disabled_pack_is_gone_after_a_restart_and_back_once_enabled(make_serv
 
 
 def wait_job(server: ComfyServer, path: str) -> dict:
-    deadline = time.monotonic() + 30
-    while (status := server.get(path))["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    status = server.wait_job(path)
     assert status["state"] == "done", status
     return status["result"]
 

@@ -154,7 +154,7 @@ def test_a_config_change_applies_at_once_and_survives_a_restart(server):
     assert status == 200 and body["config"]["track_loras"] is True
     assert server.queue_prompt(wait(server, 0, "a.safetensors"))[0] == 200
     server.wait_recorded(before + 1)
-    time.sleep(0.5)
+    server.flush()
     assert server.get("/nodes-stats/status")["prompts_recorded"] == before + 1
     assert server.model("loras", "style.safetensors") is not None
 

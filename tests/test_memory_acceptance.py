@@ -44,13 +44,8 @@ def run(server: ComfyServer, prompt: dict, timeout: float = 60.0) -> dict:
     status, answer = server.queue_prompt(prompt)
     assert status == 200, answer
     prompt_id = answer["prompt_id"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        history = server.get(f"/history/{prompt_id}")
-        if prompt_id in history:
-            return history[prompt_id]["status"]
-        time.sleep(0.1)
-    raise AssertionError(f"prompt {prompt_id} did not finish within {timeout} s:\n{server.log()[-3000:]}")
+    history = until(lambda: server.get(f"/history/{prompt_id}").get(prompt_id), timeout, f"prompt {prompt_id} to finish", server)
+    return history["status"]
 
 
 def configure(server: ComfyServer, **changes) -> dict:

@@ -7,13 +7,12 @@ the Models tab, and the settings dialog's Memory entries must reach the server.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
 
 from browser_helpers import open_ui, seed_base
-from comfyui import ComfyServer
+from comfyui import ComfyServer, until
 from test_memory_acceptance import VAE, decode_prompt, run
 from tiny_models import tiny_vae
 
@@ -57,13 +56,8 @@ def test_a_setting_changed_in_the_settings_dialog_reaches_the_server(server, ui)
     minutes.press_sequentially("5")  # typed, as a user would: the number input ignores a programmatic fill
     minutes.press("Enter")
     minutes.press("Tab")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        config = server.get("/nodes-stats/unload/config")
-        if (config["vae_seconds"], config["enabled"]) == (300, True):
-            break
-        time.sleep(0.2)
-    assert (config["vae_seconds"], config["enabled"]) == (300, True)
+    until(lambda: (lambda c: (c["vae_seconds"], c["enabled"]) == (300, True))(server.get("/nodes-stats/unload/config")),
+          15, "the typed timeout to reach the server", server)
 
 
 def setting_row(dialog, label: str):
