@@ -234,13 +234,17 @@ def test_empty_deletes_only_after_the_exact_size_is_confirmed(quarantine_setup):
 def test_packs_move_to_and_from_the_disabled_folder_but_never_the_manager_or_us(fake_comfy, decisions):
     (fake_comfy.base / "custom_nodes" / "SomePack").mkdir(parents=True)
     (fake_comfy.base / "custom_nodes" / "ComfyUI-Manager").mkdir()
+    zipped = fake_comfy.base / "custom_nodes" / "ComfyUI-Manager-main"  # as a GitHub zip extracts it
+    zipped.mkdir()
+    (zipped / "pyproject.toml").write_text('[project]\nname = "comfyui-manager"\n')
     decisions.disable_pack("SomePack", by="test")
     assert (fake_comfy.base / "custom_nodes" / ".disabled" / "SomePack").is_dir()
     decisions.enable_pack("SomePack", by="test")
     assert (fake_comfy.base / "custom_nodes" / "SomePack").is_dir()
-    for name in ("ComfyUI-Manager", "us", "../x", ".disabled"):
+    for name in ("ComfyUI-Manager", "ComfyUI-Manager-main", "us", "../x", ".disabled"):
         with pytest.raises(ActionRefused):
             decisions.disable_pack(name, by="test")
+    assert zipped.is_dir() and (fake_comfy.base / "custom_nodes" / "ComfyUI-Manager").is_dir()
 
 
 @pytest.mark.parametrize("listen, beyond", [
