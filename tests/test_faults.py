@@ -205,7 +205,7 @@ def test_unusable_database_path_keeps_comfyui_running_and_answers_503(make_serve
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
     """One server with a model and a pack whose names are HTML, and a few recorded prompts."""
-    server = ComfyServer(tmp_path_factory.mktemp("hostile"))
+    server = ComfyServer(tmp_path_factory.mktemp("hostile"), env={"USAGE_STATS_ALLOWED_HOSTS": "stats.example:8188"})
     place_file(server.models / "checkpoints" / CHECKPOINT)
     place_file(server.models / "checkpoints" / HTML_MODEL)
     place_file(server.models / "vae" / HTML_MODEL)
@@ -286,7 +286,7 @@ def test_reset_is_refused_from_another_origin_or_without_confirmation(hostile_se
         assert status == expected, (body, headers, status, data)
         if data or expected != 403:  # ComfyUI's own loopback origin check answers an empty 403 first
             assert isinstance(data, dict) and data.get("error"), data
-    # Behind a proxy (a non-loopback Host) ComfyUI checks nothing: our own check must refuse.
+    # Behind a proxy whose name the user allowed (a non-loopback Host) ComfyUI checks nothing: our origin check refuses.
     proxied = {"Host": "stats.example:8188"}
     for origin in ("http://evil.example", "http://stats.example:8189", "null"):
         status, data, _ = server.request("POST", "/nodes-stats/reset", {"confirm": True}, {**proxied, "Origin": origin})

@@ -2,7 +2,7 @@
 
 The hook runs on ComfyUI's event loop for every prompt, before validation: whatever arrives, it must return
 the very object it got and never raise, and the writer thread behind it must survive and keep recording.
-The API must answer every request with a 2xx, or a 4xx carrying `{"error": ...}`, never a 500.
+The API must answer every request with a 2xx, or a 4xx carrying `{"ok": false, "status": N, "error": ...}`, never a 500.
 """
 
 from __future__ import annotations

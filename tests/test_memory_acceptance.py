@@ -133,7 +133,7 @@ def test_unload_now_frees_everything_between_prompts(server):
 )
 def test_bad_config_values_get_a_400_naming_the_field_and_its_range(server, changes, words):
     status, answer, _ = server.request("PUT", "/nodes-stats/unload/config", changes)
-    assert (status, answer) == (400, {"error": answer["error"]})
+    assert (status, answer) == (400, {"ok": False, "status": 400, "error": answer["error"]})
     assert words in answer["error"]
 
 
