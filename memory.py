@@ -358,8 +358,8 @@ class MemoryManager:
         self._asked_at: float | None = None
         self.unloads = 0
         self.last_unload: float | None = None
-        self._new_loads: list[tuple[tuple[str, str], float, float]] = []
-        self._loads_lock = threading.Lock()
+        self._watching = False
+        self._watching_lock = threading.Lock()
         self.writer = None
         self.ready = threading.Event()
         """Set once the stored settings are in place: a change made before that would be overwritten."""
@@ -370,46 +370,49 @@ class MemoryManager:
         self.overrides = dict(overrides)
 
     def _note_load(self, key: tuple[str, str], seconds: float, at: float) -> None:
-        """Called on ComfyUI's worker thread: only a list append; the manager's thread stores it."""
-        with self._loads_lock:
-            self._new_loads.append((key, seconds, at))
-
-    def take_new_loads(self) -> list[tuple[tuple[str, str], float, float]]:
-        with self._loads_lock:
-            loads, self._new_loads = self._new_loads, []
-        return loads
+        """Called on ComfyUI's worker thread: hands the load to the writer (a non-blocking queue put)."""
+        if self.writer is not None:
+            (model_type, model_name), when = key, int(at)
+            self.writer.submit(lambda store: store.record_load(model_type, model_name, seconds, when))
 
     def policy(self) -> UnloadPolicy:
         return UnloadPolicy(self.config.as_dict(), dict(self.overrides), self._local_hour)
 
     def start(self, writer) -> None:
-        """Run on our own thread: restore the settings once the database is open, then look once a second."""
+        """Restore the stored settings once the database is open (on the writer thread), then watch if idle
+        unload is on. No thread of ours runs while it is off."""
         self.writer = writer
-        threading.Thread(target=self._run, name="usage-stats-memory", daemon=True).start()
+        writer.submit(self._restore_stored).add_done_callback(self._settled)
 
-    def _run(self) -> None:
-        store = self.writer.wait_ready(60.0)
-        if store is not None:
-            try:  # on the writer thread: its connection is used by that thread only
-                stored = self.writer.submit(
-                    lambda s: (s.load_settings(UNLOAD_GROUP), s.unload_overrides()), wait_seconds=60.0
-                ).result(60.0)
-                self.restore(*stored)
-            except Exception as error:
-                warn_once("unload-settings", "could not read the unload settings (%s); idle unload stays off", error)
+    def _restore_stored(self, store) -> None:
+        self.restore(store.load_settings(UNLOAD_GROUP), store.unload_overrides())
+
+    def _settled(self, restored) -> None:
+        """The stored settings are in place (or, without a database, the defaults stay): changes may come."""
+        if restored.exception() is not None:
+            warn_once("unload-settings", "could not read the unload settings (%s); idle unload stays off", restored.exception())
         self.ready.set()
-        while True:  # a daemon thread: it ends with ComfyUI, and holds nothing that needs closing
+        self.apply()
+
+    def apply(self) -> None:
+        """Start the watcher if idle unload is on and it is not running (it ends by itself once turned off)."""
+        with self._watching_lock:
+            if self.config["enabled"] and not self._watching:
+                self._watching = True
+                threading.Thread(target=self._watch, name="usage-stats-memory", daemon=True).start()
+
+    def _watch(self) -> None:
+        """Look once a second while idle unload is on (a daemon thread: it holds nothing that needs closing)."""
+        while True:
             time.sleep(POLL_SECONDS)
+            with self._watching_lock:
+                if not self.config["enabled"]:
+                    self._watching = False
+                    return
             try:
-                self._store_new_loads(store)
                 self.tick()
             except Exception as error:  # never the end of the thread: look again next second
                 warn_once("memory-tick", "idle unload check failed (%s); will try again", error, exc_info=True)
-
-    def _store_new_loads(self, store) -> None:
-        loads = self.take_new_loads()
-        if loads and store is not None:
-            self.writer.submit(lambda s: [s.record_load(t, n, seconds, int(at)) for (t, n), seconds, at in loads])
 
     # ---- the decision (the manager's thread; tests call it with their clock)
 

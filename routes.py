@@ -813,6 +813,7 @@ class MemoryApi:
                 raise ApiError(400, str(error)) from None
             await self._write(lambda store: store.save_settings(UNLOAD_GROUP, values))
             manager.config.replace(values)
+            manager.apply()
         return values, {}
 
     async def override(self, request: web.Request):

@@ -226,6 +226,8 @@ class Writer:
             self._queue.put((task, future), timeout=wait_seconds) if wait_seconds else self._queue.put_nowait((task, future))
         except queue.Full:
             future.set_exception(WriterBusy("the statistics writer is busy with a burst of prompts; try again in a moment"))
+        if self.unavailable:  # the store failed while this was being queued: nothing will ever run it
+            self._fail_waiting_tasks()
         return future
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -277,6 +279,7 @@ class Writer:
             self._accepting = False
             self.unavailable = f"the usage database could not be opened: {error}"
             log.warning("[usage-stats] %s; tracking is off until ComfyUI restarts", self.unavailable)
+            self._fail_waiting_tasks()
             return
         finally:
             self._ready.set()
@@ -284,6 +287,16 @@ class Writer:
             self._loop(self.store)
         finally:
             self.store.close()
+
+    def _fail_waiting_tasks(self) -> None:
+        """No store, no task will ever run: fail the futures of those already queued, so no one waits on them."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if _is_task(item):
+                item[1].set_exception(RuntimeError(self.unavailable))
 
     def _loop(self, store: UsageStore) -> None:
         backoff = 0.0
@@ -472,8 +485,13 @@ class Writer:
             warn_once("inventory", "could not take the inventory of installed items (%s)", error, exc_info=True)
 
 
+def _is_task(item) -> bool:
+    """A (task, future) pair from `submit`."""
+    return isinstance(item, tuple) and isinstance(item[1], Future)
+
+
 def _is_urgent(item) -> bool:
-    return item is _STOP or (isinstance(item, tuple) and isinstance(item[1], Future))
+    return item is _STOP or _is_task(item)
 
 
 def _with_verdict(use: PromptUse, accepted: bool) -> PromptUse:

@@ -12,6 +12,8 @@ import threading
 import pytest
 from execution import PromptQueue
 
+from comfyui import until
+
 from usage_stats.memory import RETRY_SECONDS, UNLOAD_FIELDS, Loaded, MemoryManager, UnloadPolicy, check_override, kind_of, wrap
 from usage_stats.settings import SettingsError, defaults, validate
 
@@ -278,3 +280,43 @@ def test_a_failure_of_ours_in_a_wrapper_is_logged_once_and_never_reaches_comfyui
     assert [host.load(2), host.load(4)] == [2, 4]
     assert caplog.text.count("stopped watching load") == 1
 
+
+
+def test_no_thread_of_ours_watches_while_idle_unload_is_off(fake_comfy, tmp_path):
+    """The watcher costs ComfyUI a wake-up a second: it runs only while idle unload is on, and ends when turned off."""
+    from usage_stats.mapper import ModelMapper, PackageMapper
+    from usage_stats.memory import POLL_SECONDS
+    from usage_stats.tracker import UsageStore
+    from usage_stats.writer import Writer
+
+    def watchers() -> int:
+        return sum(t.name == "usage-stats-memory" and t.is_alive() for t in threading.enumerate())
+
+    writer = Writer(lambda: UsageStore(str(tmp_path / "db.sqlite")), PackageMapper(own_pack="us"), ModelMapper())
+    writer.start()
+    manager = MemoryManager(FixedWatch([]), PromptQueue(), local_hour=lambda now: 12)
+    try:
+        manager.start(writer)
+        assert manager.ready.wait(10) and watchers() == 0
+        manager.config.replace({**manager.config.as_dict(), "enabled": True})
+        manager.apply()
+        manager.apply()
+        assert watchers() == 1
+        manager.config.replace({**manager.config.as_dict(), "enabled": False})
+        until(lambda: watchers() == 0, 5 * POLL_SECONDS, "the watcher to end")
+    finally:
+        writer.stop()
+
+
+def test_without_a_database_the_defaults_stay_and_changes_are_taken(fake_comfy, tmp_path):
+    from usage_stats.mapper import ModelMapper, PackageMapper
+    from usage_stats.writer import Writer
+
+    def unusable():
+        raise OSError("read-only file system")
+
+    writer = Writer(unusable, PackageMapper(own_pack="us"), ModelMapper())
+    writer.start()
+    manager = MemoryManager(FixedWatch([]), PromptQueue(), local_hour=lambda now: 12)
+    manager.start(writer)
+    assert manager.ready.wait(10) and manager.config["enabled"] is False
