@@ -1,8 +1,9 @@
 """The HTTP API under /nodes-stats: validate the request, build the report off the event loop, answer JSON.
 
 Why a module of its own: it is the one place that knows HTTP. `register_routes` is the single table of
-every path. Handlers raise `ApiError` for bad input and one wrapper turns it into `{"error": ...}` with
-its status, so no handler carries its own try/except and no bad request ever becomes a 500.
+every path. Handlers raise `ApiError` for bad input and one wrapper turns it into
+`{"ok": false, "status": N, "error": ...}`, so no handler carries its own try/except and no bad request ever
+becomes a 500; the same wrapper lets in only requests for this server (access.py).
 """
 
 from __future__ import annotations
