@@ -6,7 +6,8 @@ and attach an `Origin` to what they send, but DNS rebinding defeats an Origin-on
 `evil.example` whose name now points at 127.0.0.1 sends `Host` and `Origin` both `evil.example`, and they
 agree. So the `Host` itself must be one of this server's names: a loopback name or address, an address
 ComfyUI listens on (with `--listen 0.0.0.0`, any address of this machine: an IP literal cannot be rebound),
-or a name the user lists in USAGE_STATS_ALLOWED_HOSTS (a reverse proxy's), each with ComfyUI's port.
+this machine's own host name (and its `.local` mDNS name: a page of another site cannot carry it), or a name
+the user lists in USAGE_STATS_ALLOWED_HOSTS (a reverse proxy's), each with ComfyUI's port.
 """
 
 from __future__ import annotations
@@ -27,19 +28,22 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 @dataclass(frozen=True)
 class Access:
     """The server's own names: `listen` as ComfyUI's --listen gives it, `port` the port it serves, `tls` whether it
-    serves HTTPS (a Host without a port then means 443), `names` the user's extra names."""
+    serves HTTPS (a Host without a port then means 443), `names` the user's extra names (`name` or `name:port`),
+    `machine` this machine's own host names."""
 
     listen: str | None
     port: int
     tls: bool = False
     names: tuple[str, ...] = ()
+    machine: tuple[str, ...] = ()
 
     @classmethod
     def from_comfyui(cls) -> "Access":
         from comfy.cli_args import args
 
         extra = tuple(n.strip().lower() for n in os.environ.get(ALLOWED_HOSTS_VARIABLE, "").split(",") if n.strip())
-        return cls(args.listen, int(args.port), bool(getattr(args, "tls_keyfile", None)), extra)
+        host = socket.gethostname().lower()  # no DNS lookup: never a wait at start
+        return cls(args.listen, int(args.port), bool(getattr(args, "tls_keyfile", None)), extra, (host, f"{host}.local"))
 
     def host_refusal(self, host: str | None) -> str | None:
         """Why a request with this `Host` header is not for us, or None when it is."""
@@ -50,7 +54,9 @@ class Access:
             return None
         if port != self.port:
             return f"refused: the Host header {host!r} names another port than this server's ({self.port})"
-        if is_loopback(name) or name in self._listen_names() or (self._listens_everywhere() and _is_local_address(name)):
+        if is_loopback(name) or name in self.machine or name in self._listen_names():
+            return None
+        if self._listens_everywhere() and _is_local_address(name):
             return None
         return (f"refused: {name!r} is not a name of this server (a page of another site, or DNS rebinding); "
                 f"open ComfyUI at 127.0.0.1:{self.port}, or add the name to {ALLOWED_HOSTS_VARIABLE}")

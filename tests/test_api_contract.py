@@ -75,3 +75,18 @@ def test_a_full_writer_queue_answers_503_at_once(app, monkeypatch):
     monkeypatch.setattr(app.writer._queue, "put_nowait", full)
     status, body, headers = app.call("POST", "/nodes-stats/reset", json={"confirm": True})
     assert "busy" in assert_error(status, body, headers, 503)["error"]
+
+
+def test_this_computers_own_host_names_are_let_in():
+    """A browser on the network may open ComfyUI by the computer's name; a rebinding page cannot carry that Host."""
+    import socket
+
+    from usage_stats.access import Access
+
+    access = Access("0.0.0.0", 8188, machine=("studio-pc", "studio-pc.local"))
+    assert access.host_refusal("studio-pc:8188") is None and access.host_refusal("STUDIO-PC.local:8188") is None
+    assert access.host_refusal("studio-pc.evil.example:8188") is not None
+    assert access.host_refusal("studio-pc:8189") is not None
+    assert access.host_refusal("proxy.lan") is not None
+    assert Access("127.0.0.1", 8188, names=("proxy.lan:80",)).host_refusal("proxy.lan") is None
+    assert socket.gethostname().lower() in Access.from_comfyui().machine
