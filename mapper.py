@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
+from . import switches
 from .logs import warn_once
 from .tracker import BUILTIN_PACKAGE, InstalledPackage, storable
 
@@ -23,8 +24,14 @@ NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output
 PROTECTED_PACKS = frozenset({"comfyui-manager"})
 """Packs (lower-case folder names) never suggested for removal, besides this extension itself."""
 
-TAESD_VALUES = frozenset({"taesd", "taesdxl", "taesd3", "taef1"})
-"""VAELoader values that stand for an encoder/decoder pair of files in vae_approx, not a listed file."""
+TAESD_VALUES = ("taesd", "taesdxl", "taesd3", "taef1")
+"""VAELoader values that stand for an encoder/decoder pair of files in vae_approx, not a listed file, when
+ComfyUI does not say (its `nodes.VAELoader.image_taes` does, and the newest lists more: taef2, taeqi2_1)."""
+LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
+"""`<lora:NAME>`, `<lora:NAME:W>` or `<lora:NAME:W:W>` in prompt text, as LoRA-syntax nodes read it."""
+MAX_VALUE_DEPTH = 8
+MAX_VALUE_STRINGS = 512
+"""How deep and how many strings of one dict or list input value are read: real ones hold a few entries."""
 
 EMBEDDING_REF = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
 """`embedding:NAME` at a word start; a weight such as `(embedding:NAME:1.2)` is not part of NAME."""
@@ -175,6 +182,26 @@ class ComboInput:
 
     offered: tuple[tuple[str, int], ...]
     open_ended: bool = False
+    requires: tuple[tuple[str, str], ...] = ()
+    """(input, option) pairs that must hold for ComfyUI to read this input: a model picker nested in a V3
+    DynamicCombo is read only while the combo shows its option."""
+
+
+@dataclass
+class Found:
+    """The model files one prompt names: `used` (the node loads them) and `referenced` (switched off)."""
+
+    used: set[tuple[str, str]]
+    referenced: set[tuple[str, str]]
+    missed: bool = False  # it named a possible model file this view of the folders lacks
+
+    def add(self, keys, off: bool) -> None:
+        (self.referenced if off else self.used).update(keys)
+
+    def settled(self) -> "Found":
+        """Used wins: a file one node loads is used, whatever another node of the prompt switched off."""
+        self.referenced -= self.used
+        return self
 
 
 class ModelMapper:
@@ -192,6 +219,8 @@ class ModelMapper:
         self._embedding_keys: dict[str, tuple[str, ...]] = {}
         self._combos: dict[str, dict[str, ComboInput]] = {}  # class_type -> input name -> its choices
         self._resolved: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        self._loose: dict[str, tuple[tuple[str, str], ...]] | None = None  # built on first need
+        self._taesd: tuple[str, ...] = TAESD_VALUES
         self.version = 0
         """Bumped whenever a listing changes: a cache key for reports built from the listings."""
         self._lock = threading.RLock()  # the writer extracts while route threads list
@@ -252,6 +281,8 @@ class ModelMapper:
         self._listings = listings
         self._owners = _owners_by_name(listings)
         self._embedding_keys = _embedding_lookup(listings.get("embeddings", []))
+        self._loose = None
+        self._taesd = _taesd_values()
         self._combos.clear()  # choices may now point at other types
         self._resolved.clear()
         self.version += 1
@@ -269,42 +300,83 @@ class ModelMapper:
             self._raw_listings[model_type] = (raw, previous)
         return previous
 
-    def models_in(self, prompt: dict, submitted_at: float | None = None) -> set[tuple[str, str]]:
-        """(type, name) of every installed model file the prompt selects, each once.
+    def models_in(self, prompt: dict, submitted_at: float | None = None) -> Found:
+        """The installed model files the prompt names, each once: used, or referenced (switched off).
 
         A prompt that names a file this view lacks (added a moment ago) makes it re-read the folders, unless
         the view was read after the prompt was submitted (`submitted_at`, Unix seconds): a file the prompt
         names existed then, so that view already shows it. This bounds re-reads to about one per batch.
         """
         with self._lock:
-            found, missed = self._models_in(prompt)
+            found = self._models_in(prompt)
             stale = submitted_at is None or self._read_wall < submitted_at
-            if missed and stale and self._refresh():
-                found, _ = self._models_in(prompt)
-            return found
+            if found.missed and stale and self._refresh():
+                found = self._models_in(prompt)
+            return found.settled()
 
-    def _models_in(self, prompt: dict) -> tuple[set[tuple[str, str]], bool]:
-        """What the prompt selects, and whether it named a possible model file that is not in this view."""
-        found: set[tuple[str, str]] = set()
-        missed = False
+    def _models_in(self, prompt: dict) -> Found:
+        """What each node names: choices of its model inputs, names inside dict and list values, and
+        `embedding:` / `<lora:...>` in any text. Text that reaches an input through a link is a literal
+        input of the node it comes from, which is read as every node's literal inputs are."""
+        found = Found(set(), set())
         for node in prompt.values():
             if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
                 continue
             inputs = node.get("inputs")
-            if not isinstance(inputs, dict):
-                continue
-            class_type = node["class_type"]
-            combos = self._combo_inputs(class_type)
-            for input_name, value in inputs.items():
-                if not isinstance(value, str):
-                    continue  # a link [node_id, slot] or a number
-                if input_name in combos:
-                    resolved = self._resolve_cached(class_type, input_name, value, combos[input_name])
-                    missed = missed or (not resolved and self._could_be_model(value, combos[input_name]))
-                    found |= resolved
-                if "embedding:" in value:
-                    found |= self._embeddings_in(value)
-        return found, missed
+            if isinstance(inputs, dict):
+                self._node_models(node["class_type"], inputs, found)
+        return found
+
+    def _node_models(self, class_type: str, inputs: dict, found: Found) -> None:
+        combos = self._combo_inputs(class_type)
+        for input_name, value in inputs.items():
+            if isinstance(value, str):
+                combo = combos.get(input_name)
+                if combo is not None:
+                    resolved = self._resolve_cached(class_type, input_name, value, combo)
+                    if resolved:
+                        found.add(resolved, _unmet(combo.requires, inputs) or switches.entry_off(inputs, input_name))
+                    elif self._could_be_model(value, combo):
+                        found.missed = True
+                self._read_text(value, found, off=False)
+            elif isinstance(value, (dict, list)) and not _is_link(value):
+                off = switches.entry_off(inputs, input_name) if isinstance(input_name, str) else False
+                self._read_value(value, found, off, 0, [MAX_VALUE_STRINGS])
+
+    def _read_value(self, value, found: Found, off: bool, depth: int, budget: list[int]) -> None:
+        """Model names anywhere in a dict or list value (`{"on": true, "lora": "x"}`, `{"__value__": [...]}`),
+        each switched off by its own dict's keys or any dict around it."""
+        if depth > MAX_VALUE_DEPTH:
+            return
+        if isinstance(value, dict):
+            off = off or switches.dict_off(value)
+            items = value.values()
+        else:
+            items = value
+        for item in items:
+            if budget[0] <= 0:
+                return
+            if isinstance(item, str):
+                budget[0] -= 1
+                resolved = self._resolve_loose(item)
+                if resolved:
+                    found.add(resolved, off)
+                elif os.path.splitext(item)[1].lower() in self._model_extensions:
+                    found.missed = True
+                self._read_text(item, found, off)
+            elif isinstance(item, (dict, list)):
+                self._read_value(item, found, off, depth + 1, budget)
+
+    def _read_text(self, text: str, found: Found, off: bool) -> None:
+        """`embedding:NAME` and `<lora:NAME:W>` in a text; a tag whose every weight is 0 loads nothing."""
+        if "embedding:" in text:
+            found.add(self._embeddings_in(text), off)
+        if "<" in text and "<lora:" in text.lower():
+            for name, weights in LORA_TAG.findall(text):
+                resolved = self._resolve_loose(name.strip(), only="loras")
+                found.add(resolved, off or switches.weights_off(weights[1:]))
+                if not resolved and "loras" in self._listings:
+                    found.missed = True
 
     def _could_be_model(self, value: str, combo: ComboInput) -> bool:
         """A choice of an input that offers tracked model files, or a model-file name in an open-ended input.
@@ -346,8 +418,8 @@ class ModelMapper:
                 warn_once(f"input-types:{class_type}", "cannot read the inputs of %s (%s)", class_type, error)
                 choices = {}
             self._combos[class_type] = {
-                name: ComboInput(_rank_types(options, self._owners), open_ended=not options)
-                for name, options in choices.items()
+                name: ComboInput(_rank_types(options, self._owners), open_ended=not options, requires=requires)
+                for name, (options, requires) in choices.items()
             }
         return self._combos[class_type]
 
@@ -365,7 +437,7 @@ class ModelMapper:
         name = normalise(value)
         owners = self._owners.get(name)
         if not owners:
-            if name in TAESD_VALUES:
+            if name in self._taesd:
                 return {("vae_approx", n) for n in self._listings.get("vae_approx", []) if _is_taesd_part(n, name)}
             return set()
         if len(owners) == 1:
@@ -376,12 +448,57 @@ class ModelMapper:
         best = max(scores.values())
         return {(t, name) for t, score in scores.items() if score == best}
 
+    def _resolve_loose(self, value: str, only: str | None = None) -> tuple[tuple[str, str], ...]:
+        """The files a pack's free-form name means: as listed, without its extension, or without its
+        subfolder (`x`, `x.safetensors` and `sub/x` all find `sub/x.safetensors`); every match counts."""
+        if self._loose is None:
+            self._loose = _loose_lookup(self._listings, self._model_extensions)
+        keys = self._loose.get(normalise(value), ())
+        return tuple(k for k in keys if k[0] == only) if only else keys
+
     def _embeddings_in(self, text: str) -> set[tuple[str, str]]:
         found = set()
         for reference in EMBEDDING_REF.findall(text):
             for name in self._embedding_keys.get(normalise(reference).rstrip(",").lower(), ()):
                 found.add(("embeddings", name))
         return found
+
+
+def _unmet(requires: tuple[tuple[str, str], ...], inputs: dict) -> bool:
+    """A nested input whose DynamicCombo shows another option: ComfyUI does not read it."""
+    return any(inputs.get(parent) != option for parent, option in requires)
+
+
+def _is_link(value) -> bool:
+    """`[node_id, output_slot]`: an input connected to another node's output."""
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def _loose_lookup(listings: dict[str, list[str]], extensions: frozenset[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Every spelling a pack may use for a listed file -> the (type, name) keys it can mean."""
+    lookup: dict[str, set[tuple[str, str]]] = {}
+    for model_type, names in listings.items():
+        for name in names:
+            base = name.rsplit("/", 1)[-1]
+            spellings = {name, base}
+            for spelling in (name, base):
+                stem, extension = os.path.splitext(spelling)
+                if extension.lower() in extensions:
+                    spellings.add(stem)
+            for spelling in spellings:
+                lookup.setdefault(spelling, set()).add((model_type, name))
+    return {spelling: tuple(sorted(keys)) for spelling, keys in lookup.items()}
+
+
+def _taesd_values() -> tuple[str, ...]:
+    """The image-decoder names ComfyUI's VAELoader offers for pairs of files in vae_approx."""
+    try:
+        import nodes
+
+        values = getattr(nodes.VAELoader, "image_taes", None)
+    except Exception:  # outside ComfyUI, or a ComfyUI without the class
+        values = None
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, (list, tuple)) else TAESD_VALUES
 
 
 def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset[str]:
@@ -392,24 +509,45 @@ def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset
     return frozenset(e.lower() for e in extensions)
 
 
-def _choice_inputs(spec) -> dict[str, list[str]]:
-    """Input name -> offered strings, for inputs declared as a list (V1) or as "COMBO" with options (V1/V3)."""
-    choices = {}
+def _choice_inputs(spec, prefix: str = "", requires: tuple = (), depth: int = 0) -> dict[str, tuple[list[str], tuple]]:
+    """Input name -> (offered strings, conditions), for inputs declared as a list (V1) or as "COMBO" with
+    options (V1/V3), and for those nested in V3 dynamic inputs under the dotted names a prompt gives them
+    (comfy_api/latest/_io.py: DynamicCombo `parent.child` while the parent shows that option, DynamicGroup
+    `group.<row>.field`, DynamicSlot `slot.child`). Autogrow inputs are sockets only: no choices."""
+    choices: dict[str, tuple[list[str], tuple]] = {}
     for section in ("required", "optional"):
         declared = spec.get(section) if isinstance(spec, dict) else None
-        for name, declaration in (declared or {}).items():
+        for name, declaration in (declared or {}).items() if isinstance(declared, dict) else ():
             if not isinstance(declaration, (tuple, list)) or not declaration:
                 continue
-            kind = declaration[0]
+            kind, full = declaration[0], f"{prefix}{name}"
+            extra = declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
             if isinstance(kind, (list, tuple)):
                 options = kind
             elif kind == "COMBO":
-                extra = declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
                 options = extra.get("options") or []
             else:
+                if depth < MAX_VALUE_DEPTH:
+                    choices.update(_dynamic_choices(kind, extra, full, requires, depth + 1))
                 continue
-            choices[name] = [normalise(o) for o in options if isinstance(o, str)]
+            choices[full] = ([normalise(o) for o in options if isinstance(o, str)], requires)
     return choices
+
+
+def _dynamic_choices(kind, extra: dict, full: str, requires: tuple, depth: int) -> dict[str, tuple[list[str], tuple]]:
+    """The choice inputs nested in one V3 dynamic input, as ComfyUI's `_expand_schema_for_dynamic` names them."""
+    found: dict[str, tuple[list[str], tuple]] = {}
+    if kind == "COMFY_DYNAMICCOMBO_V3":
+        for option in extra.get("options") or []:
+            if isinstance(option, dict) and isinstance(option.get("key"), str):
+                found.update(_choice_inputs(option.get("inputs"), f"{full}.", (*requires, (full, option["key"])), depth))
+    elif kind == "COMFY_DYNAMICGROUP_V3":
+        rows = extra.get("max", 20)
+        for row in range(min(rows, 20) if isinstance(rows, int) else 20):
+            found.update(_choice_inputs(extra.get("template"), f"{full}.{row}.", requires, depth))
+    elif kind == "COMFY_DYNAMICSLOT_V3":
+        found.update(_choice_inputs(extra.get("inputs"), f"{full}.", requires, depth))
+    return found
 
 
 def _rank_types(options: list[str], owners: dict[str, tuple[str, ...]]) -> tuple[tuple[str, int], ...]:

@@ -351,6 +351,7 @@ class PromptUse:
     models: frozenset[tuple[str, str]] = frozenset()  # (model_type, model_name)
     user: str = DEFAULT_USER
     accepted: bool = True  # False: ComfyUI's validation refused it (HTTP 400), so nothing in it was used
+    referenced: frozenset[tuple[str, str]] = frozenset()  # named but switched off: never a use
 
     def daily_keys(self) -> list[tuple[str, int, str, str]]:
         """(kind, day, item, user): the key of every daily row this prompt counts in, each once."""

@@ -8,6 +8,7 @@ import) is a task on the same thread, so there is exactly one writer and SQLite 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import sqlite3
@@ -422,16 +423,19 @@ class Writer:
         """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
         nodes: dict[str, str] = {}
         models: set = set()
+        referenced: set = set()
         try:
             package_of = self.packages.packages_by_class()  # once per prompt, not per node
             for node in list(submitted.prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str):
                     nodes.setdefault(storable(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
-            models = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
+            found = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
+            models, referenced = found.used, found.referenced
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
-        return PromptUse(int(submitted.ts), nodes, frozenset(models), storable(submitted.user), submitted.accepted is not False)
+        return PromptUse(int(submitted.ts), nodes, frozenset(models), storable(submitted.user), submitted.accepted is not False,
+                         frozenset(referenced))
 
     def _note_installed(self, store: UsageStore) -> None:
         """Record first sightings of what is installed now, so never-used items age from today, not earlier."""
@@ -451,7 +455,7 @@ def _is_urgent(item) -> bool:
 
 
 def _with_verdict(use: PromptUse, accepted: bool) -> PromptUse:
-    return PromptUse(use.ts, use.nodes, use.models, use.user, accepted)
+    return dataclasses.replace(use, accepted=accepted)
 
 
 def _run_task(store: UsageStore, task: Callable[[UsageStore], object], future: Future) -> None:

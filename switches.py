@@ -1,0 +1,122 @@
+"""Whether a node will load a model file one of its inputs names, or has it switched off.
+
+Why a module of its own: LoRA stacks, power loaders and multi-ControlNet stacks name files they then skip,
+and a file a prompt names but never loads must not look used (see the README: *referenced* is not *used*).
+Packs spell their switches in many ways, so these are general rules on input names and values, not a
+table of pack names:
+
+- An entry's siblings are the inputs that share its key: the same index (`lora_name_1`, `switch_1`,
+  `model_weight_1`), the same dotted prefix (`lora_1.lora`, `lora_1.on`; V3 groups `loras.0.name`), or the
+  same dict (`{"on": false, "lora": "x.safetensors", "strength": 1}`).
+- A sibling whose words are switch words (`on`, `active`, `enabled`, `switch`, ...) and whose value says
+  off (`false`, `"Off"`, `0`) switches the entry off.
+- When every numeric sibling strength (`strength*`, `*weight*`, `*_wt_*`, `*_str_*`) is 0, nothing loads.
+- An entry whose index is beyond the node's count input (`lora_count`, `num_loras`) is not read.
+
+Anything these rules do not recognise counts as on: when unsure, a file stays used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+SWITCH_WORDS = frozenset({"on", "active", "enabled", "enable", "switch", "toggle"})
+STRENGTH_WORDS = frozenset({"strength", "weight", "wt", "str"})
+COUNT_WORDS = frozenset({"count", "num"})
+TARGET_WORDS = frozenset({"model", "clip", "unet", "two"})
+"""Words in a strength's name that say what it scales, not which file: `strength_model`, `strengthTwo`."""
+OFF_VALUES = frozenset({"off", "false", "no", "disabled", "disable", "0"})
+
+_TOKEN = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+@dataclass(frozen=True)
+class Key:
+    """An input name split the way packs build them: `lora_name_1` -> group ("", 1), words {lora, name}."""
+
+    group: tuple[str, int | None]  # (dotted prefix, trailing index)
+    words: frozenset[str]
+
+
+@lru_cache(maxsize=4096)
+def key_of(name: str) -> Key:
+    prefix, _, last = name.rpartition(".")
+    tokens = _TOKEN.findall(last)
+    digits = [t for t in tokens if t.isdigit()]
+    return Key((prefix, int(digits[-1]) if digits else None), frozenset(t.lower() for t in tokens if not t.isdigit()))
+
+
+def says_off(value) -> bool:
+    """A switch's value that means off: false, 0, "Off", "disabled"... (a link or anything else: on)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value == 0
+    return isinstance(value, str) and value.strip().lower() in OFF_VALUES
+
+
+def _is_switch(key: Key, entry_words: frozenset[str]) -> bool:
+    own = key.words - entry_words
+    return bool(own) and own <= SWITCH_WORDS
+
+
+def _is_strength(key: Key, value, entry_words: frozenset[str] | None = None) -> bool:
+    """A numeric strength; with `entry_words`, only one that does not name another kind of file
+    (an Efficient Loader's `lora_model_strength` scales its LoRA, not its `ckpt_name`)."""
+    if not key.words & STRENGTH_WORDS or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return entry_words is None or key.words - STRENGTH_WORDS - TARGET_WORDS <= entry_words
+
+
+def _count_covers(key: Key, value, entry: Key) -> bool:
+    """A count input (`lora_count: 2`) that applies to this entry: its other words name the entry's kind."""
+    if not key.words & COUNT_WORDS or isinstance(value, bool) or not isinstance(value, int):
+        return False
+    kind = key.words - COUNT_WORDS
+    return not kind or bool(kind & entry.words) or any(w.rstrip("s") in entry.words for w in kind)
+
+
+def entry_off(inputs: dict, name: str) -> bool:
+    """Whether the node skips the file its input `name` names, by that input's siblings in `inputs`."""
+    entry = key_of(name)
+    strengths = []
+    for other, value in inputs.items():
+        if other == name:
+            continue
+        key = key_of(other)
+        if key.group == entry.group:
+            if _is_switch(key, entry.words) and says_off(value):
+                return True
+            if _is_strength(key, value, entry.words):
+                strengths.append(value)
+        index = entry.group[1]
+        if index is not None and key.group == ("", None) and _count_covers(key, value, entry) and index > value:
+            return True
+    return bool(strengths) and all(s == 0 for s in strengths)
+
+
+def dict_off(values: dict) -> bool:
+    """Whether an entry given as a dict (`{"on": false, "lora": ...}`) is switched off by its own keys."""
+    strengths = []
+    for name, value in values.items():
+        if not isinstance(name, str):
+            continue
+        key = key_of(name)
+        if _is_switch(key, frozenset()) and says_off(value):
+            return True
+        if _is_strength(key, value):
+            strengths.append(value)
+    return bool(strengths) and all(s == 0 for s in strengths)
+
+
+def weights_off(weights: str) -> bool:
+    """`<lora:NAME:0>` or `<lora:NAME:0:0>`: every weight given is 0 (none given: the default, 1)."""
+    numbers = []
+    for part in weights.split(":"):
+        try:
+            numbers.append(float(part))
+        except ValueError:
+            return False  # a weight we cannot read: when unsure, on
+    return bool(numbers) and all(n == 0 for n in numbers)
