@@ -378,6 +378,11 @@ class ModelMapper:
                 if not resolved and "loras" in self._listings:
                     found.missed = True
 
+    def known(self, keys) -> set[tuple[str, str]]:
+        """The (type, name) keys that are tracked, installed files in this view (what ComfyUI loaded may be neither)."""
+        with self._lock:
+            return {key for key in keys if key[0] in self._owners.get(key[1], ())}
+
     def _could_be_model(self, value: str, combo: ComboInput) -> bool:
         """A choice of an input that offers tracked model files, or a model-file name in an open-ended input.
 

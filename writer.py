@@ -77,6 +77,12 @@ class _Verdict:
 
 
 @dataclass(frozen=True)
+class _Loaded:
+    prompt_id: str
+    key: tuple[str, str]
+
+
+@dataclass(frozen=True)
 class Finished:
     """How an accepted prompt ended, as ComfyUI's prompt queue reported it."""
 
@@ -149,6 +155,7 @@ class Writer:
         self._awaiting_verdict: OrderedDict[str, tuple[float, PromptUse]] = OrderedDict()
         self._running: OrderedDict[str, tuple[PromptUse, int]] = OrderedDict()  # prompt id -> (use, log row)
         self._finished: dict[str, Finished] = {}  # outcomes whose prompt is not written yet
+        self._loaded: OrderedDict[str, set] = OrderedDict()  # prompt id -> files ComfyUI loaded while it ran
 
     # ---- the hook (event loop)
 
@@ -185,6 +192,11 @@ class Writer:
         """An accepted prompt ended (called on ComfyUI's worker thread)."""
         if self.config["tracking"]:
             self._put_quietly(finished)
+
+    def on_loaded(self, prompt_id: str, key: tuple[str, str]) -> None:
+        """ComfyUI resolved or read a model file while this prompt ran (memory.LoadWatch, worker thread)."""
+        if self.config["tracking"]:
+            self._put_quietly(_Loaded(str(prompt_id), key))
 
     def _put_quietly(self, message) -> None:
         try:
@@ -297,12 +309,21 @@ class Writer:
             waiting = self._awaiting_verdict.pop(item.prompt_id, None)
             if waiting is not None:  # it ran, so ComfyUI accepted it, whatever the verdict message says later
                 self._hold(pending, item.prompt_id, waiting[1])
-            if item.prompt_id in self._running or any(prompt_id == item.prompt_id for prompt_id, _ in pending):
+            if self._knows(item.prompt_id, pending):
                 self._finished[item.prompt_id] = item  # else a prompt we never saw: queued by other code
+        elif isinstance(item, _Loaded):
+            if self._knows(item.prompt_id, pending) or item.prompt_id in self._awaiting_verdict:
+                self._loaded.setdefault(item.prompt_id, set()).add(item.key)
+                while len(self._loaded) > TRACKED_OUTCOMES:
+                    self._loaded.popitem(last=False)
         else:
             backoff = self._write(store, pending, backoff)
             _run_task(store, *item)
         return backoff
+
+    def _knows(self, prompt_id: str, pending: list) -> bool:
+        """A prompt the writer recorded or holds, whose outcome it waits for."""
+        return prompt_id in self._running or any(p == prompt_id for p, _ in pending)
 
     def _hold(self, pending: list, prompt_id: str, use: PromptUse) -> None:
         if len(pending) < PENDING_LIMIT:
@@ -410,7 +431,8 @@ class Writer:
         if not ready:
             return
         outcomes = [Outcome(*self._running[p], self._finished[p].result, self._finished[p].exec_ms,
-                            self._finished[p].cached_nodes) for p in ready]
+                            self._finished[p].cached_nodes, frozenset(self.models.known(self._loaded.pop(p, ()))))
+                    for p in ready]
         store.record_outcomes(outcomes)
         for prompt_id in ready:
             del self._running[prompt_id], self._finished[prompt_id]
