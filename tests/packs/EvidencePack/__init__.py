@@ -140,7 +140,7 @@ class MiniUnifiedLoader(_Output):
         return {"required": {"preset": (list(cls.PRESETS),)}}
 
     def run(self, preset):
-        for folder, pattern in zip(("ipadapter", "clip_vision"), self.PRESETS[preset]):
+        for folder, pattern in zip(("ipadapter", "clip_vision"), self.PRESETS[preset], strict=True):
             name = next(n for n in folder_paths.get_filename_list(folder) if re.search(pattern, n, re.IGNORECASE))
             _load(folder, name)
         return {}
