@@ -21,6 +21,17 @@ from .tracker import BUILTIN_PACKAGE, InstalledPackage, storable
 NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output", "input"})
 """Folder types that are not tracked: LoRAs by the design's default, the rest are not model files."""
 
+CORE_MODEL_TYPES = frozenset({
+    "checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "style_models", "embeddings",
+    "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models", "latent_upscale_models", "hypernetworks",
+    "photomaker", "classifiers", "model_patches", "audio_encoders", "background_removal", "frame_interpolation",
+    "geometry_estimation", "optical_flow", "detection",
+})
+"""ComfyUI's own folder types of models (0.3.75 and the newest): model types whatever extensions they list."""
+MODEL_EXTENSIONS = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl", ".gguf", ".onnx"})
+"""File extensions of model weights. Any other folder type is a model type only when it lists these files:
+the newest ComfyUI registers `datasets` (every file) and packs register `fonts` (.ttf), which are not models."""
+
 PROTECTED_PACKS = frozenset({"comfyui-manager"})
 """Packs (lower-case folder names) never suggested for removal, besides this extension itself."""
 
@@ -30,6 +41,8 @@ ComfyUI does not say (its `nodes.VAELoader.image_taes` does, and the newest list
 LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
 """`<lora:NAME>`, `<lora:NAME:W>` or `<lora:NAME:W:W>` in prompt text, as LoRA-syntax nodes read it."""
 MAX_VALUE_DEPTH = 8
+MAX_GROUP_ROWS = 20
+"""The rows a V3 DynamicGroup may have (its _MaxRows in comfy_api/latest/_io.py)."""
 MAX_VALUE_STRINGS = 512
 """How deep and how many strings of one dict or list input value are read: real ones hold a few entries."""
 
@@ -182,9 +195,9 @@ class ComboInput:
 
     offered: tuple[tuple[str, int], ...]
     open_ended: bool = False
-    requires: tuple[tuple[str, str], ...] = ()
-    """(input, option) pairs that must hold for ComfyUI to read this input: a model picker nested in a V3
-    DynamicCombo is read only while the combo shows its option."""
+    requires: tuple[tuple[tuple[str, str], ...], ...] = ()
+    """When ComfyUI reads this input: any of these chains of (input, option) pairs holds (none: always). A
+    model picker nested in a V3 DynamicCombo is read only while the combo shows its option."""
 
 
 @dataclass
@@ -226,11 +239,18 @@ class ModelMapper:
         self._lock = threading.RLock()  # the writer extracts while route threads list
 
     def model_types(self) -> list[str]:
-        """Every folder type ComfyUI knows that holds models (custom-node types included), aliases folded."""
+        """Every folder type ComfyUI knows that holds models (custom-node types included), aliases folded.
+
+        A type a pack registers holds models when its extensions are model extensions; with no extensions
+        (it lists every file) only when its folders lie in ComfyUI's models folder, and then only its model
+        files are listed (`_model_files_only`). Anything else (datasets, fonts, wildcards) never becomes a
+        model: never listed, never counted on disk, never offered for quarantine.
+        """
         import folder_paths
 
         canonical = getattr(folder_paths, "map_legacy", lambda name: name)
-        types = {canonical(t) for t in list(folder_paths.folder_names_and_paths)}
+        types = {canonical(t) for t, entry in list(folder_paths.folder_names_and_paths.items())
+                 if _holds_models(canonical(t), entry, folder_paths)}
         return sorted(t for t in types if t == "loras" or t not in NOT_MODEL_TYPES)
 
     def tracked_types(self) -> list[str]:
@@ -271,7 +291,7 @@ class ModelMapper:
         listings = {}
         for model_type in self.tracked_types():
             try:
-                listings[model_type] = self._normalised(model_type, folder_paths.get_filename_list(model_type))
+                listings[model_type] = self._normalised(model_type, _model_files_only(folder_paths, model_type))
             except Exception as error:  # e.g. a model root that vanished: ComfyUI raises on every call
                 warn_once(f"listing:{model_type}", "cannot list %s models (%s); keeping the last listing", model_type, error)
                 listings[model_type] = self._listings.get(model_type, [])
@@ -469,9 +489,31 @@ class ModelMapper:
         return found
 
 
-def _unmet(requires: tuple[tuple[str, str], ...], inputs: dict) -> bool:
+def _holds_models(model_type: str, entry, folder_paths) -> bool:
+    if model_type in CORE_MODEL_TYPES:
+        return True
+    try:
+        folders, extensions = entry
+    except (TypeError, ValueError):
+        return False
+    if extensions:
+        return any(isinstance(e, str) and e.lower() in MODEL_EXTENSIONS for e in extensions)
+    models_dir = getattr(folder_paths, "models_dir", None)
+    return bool(models_dir and folders) and all(
+        os.path.realpath(f).startswith(os.path.realpath(models_dir) + os.sep) for f in folders)
+
+
+def _model_files_only(folder_paths, model_type: str) -> list[str]:
+    """ComfyUI's listing of a type; for a type that lists every file, only its model files."""
+    names = folder_paths.get_filename_list(model_type)
+    if model_type in CORE_MODEL_TYPES or folder_paths.folder_names_and_paths.get(model_type, ((), ()))[1]:
+        return names
+    return [n for n in names if os.path.splitext(n)[1].lower() in MODEL_EXTENSIONS]
+
+
+def _unmet(requires: tuple, inputs: dict) -> bool:
     """A nested input whose DynamicCombo shows another option: ComfyUI does not read it."""
-    return any(inputs.get(parent) != option for parent, option in requires)
+    return bool(requires) and not any(all(inputs.get(p) == option for p, option in chain) for chain in requires)
 
 
 def _is_link(value) -> bool:
@@ -514,11 +556,14 @@ def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset
     return frozenset(e.lower() for e in extensions)
 
 
-def _choice_inputs(spec, prefix: str = "", requires: tuple = (), depth: int = 0) -> dict[str, tuple[list[str], tuple]]:
+def _choice_inputs(spec, prefix: str = "", chain: tuple = (), depth: int = 0) -> dict[str, tuple[list[str], tuple]]:
     """Input name -> (offered strings, conditions), for inputs declared as a list (V1) or as "COMBO" with
     options (V1/V3), and for those nested in V3 dynamic inputs under the dotted names a prompt gives them
     (comfy_api/latest/_io.py: DynamicCombo `parent.child` while the parent shows that option, DynamicGroup
-    `group.<row>.field`, DynamicSlot `slot.child`). Autogrow inputs are sockets only: no choices."""
+    `group.<row>.field`, DynamicSlot `slot.child`). Autogrow inputs are sockets only: no choices.
+
+    The conditions are alternatives, each a chain of (input, option) pairs that must all hold; `()` is none.
+    """
     choices: dict[str, tuple[list[str], tuple]] = {}
     for section in ("required", "optional"):
         declared = spec.get(section) if isinstance(spec, dict) else None
@@ -533,25 +578,38 @@ def _choice_inputs(spec, prefix: str = "", requires: tuple = (), depth: int = 0)
                 options = extra.get("options") or []
             else:
                 if depth < MAX_VALUE_DEPTH:
-                    choices.update(_dynamic_choices(kind, extra, full, requires, depth + 1))
+                    for nested, (offered, requires) in _dynamic_choices(kind, extra, full, chain, depth + 1).items():
+                        _merge_choice(choices, nested, offered, requires)
                 continue
-            choices[full] = ([normalise(o) for o in options if isinstance(o, str)], requires)
+            _merge_choice(choices, full, [normalise(o) for o in options if isinstance(o, str)], (chain,) if chain else ())
     return choices
 
 
-def _dynamic_choices(kind, extra: dict, full: str, requires: tuple, depth: int) -> dict[str, tuple[list[str], tuple]]:
+def _merge_choice(choices: dict, name: str, offered: list[str], requires: tuple) -> None:
+    """One input name offered under several DynamicCombo options: any of their conditions lets ComfyUI read it."""
+    if name in choices:
+        known, earlier = choices[name]
+        offered = known + [o for o in offered if o not in set(known)]
+        requires = earlier + requires if earlier and requires else ()
+    choices[name] = (offered, requires)
+
+
+def _dynamic_choices(kind, extra: dict, full: str, chain: tuple, depth: int) -> dict[str, tuple[list[str], tuple]]:
     """The choice inputs nested in one V3 dynamic input, as ComfyUI's `_expand_schema_for_dynamic` names them."""
     found: dict[str, tuple[list[str], tuple]] = {}
+    nested: list[tuple] = []  # (spec, prefix, chain)
     if kind == "COMFY_DYNAMICCOMBO_V3":
-        for option in extra.get("options") or []:
-            if isinstance(option, dict) and isinstance(option.get("key"), str):
-                found.update(_choice_inputs(option.get("inputs"), f"{full}.", (*requires, (full, option["key"])), depth))
+        nested = [(o.get("inputs"), f"{full}.", (*chain, (full, o["key"])))
+                  for o in extra.get("options") or [] if isinstance(o, dict) and isinstance(o.get("key"), str)]
     elif kind == "COMFY_DYNAMICGROUP_V3":
-        rows = extra.get("max", 20)
-        for row in range(min(rows, 20) if isinstance(rows, int) else 20):
-            found.update(_choice_inputs(extra.get("template"), f"{full}.{row}.", requires, depth))
+        rows = extra.get("max", MAX_GROUP_ROWS)
+        rows = min(rows, MAX_GROUP_ROWS) if isinstance(rows, int) else MAX_GROUP_ROWS
+        nested = [(extra.get("template"), f"{full}.{row}.", chain) for row in range(rows)]
     elif kind == "COMFY_DYNAMICSLOT_V3":
-        found.update(_choice_inputs(extra.get("inputs"), f"{full}.", requires, depth))
+        nested = [(extra.get("inputs"), f"{full}.", chain)]
+    for spec, prefix, conditions in nested:
+        for name, (offered, requires) in _choice_inputs(spec, prefix, conditions, depth).items():
+            _merge_choice(found, name, offered, requires)
     return found
 
 

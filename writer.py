@@ -162,13 +162,14 @@ class Writer:
     def on_prompt(self, json_data):
         """ComfyUI's on_prompt handler: enqueue the prompt and hand back exactly what came in.
 
-        A prompt without an id gets the uuid4 ComfyUI would have given it, so its outcome can be matched later.
+        A prompt without an id (the key missing, or null) gets the uuid4 ComfyUI would have given it, so its
+        outcome can be matched later; ComfyUI then uses that id (the newest one mints one for null as well).
         """
         try:
             if self._accepting and self.config["tracking"]:
                 prompt = json_data.get("prompt")
                 if isinstance(prompt, dict):
-                    if "prompt_id" not in json_data:
+                    if json_data.get("prompt_id") is None:
                         json_data["prompt_id"] = str(uuid.uuid4())
                     submission = current_submission.get()
                     prompt_id = str(json_data["prompt_id"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui import ComfyServer, copy_pack, until
+from comfyui import ComfyServer, copy_pack, place_file, until
 from test_memory_acceptance import run
 from tiny_models import tiny_weights
 
@@ -31,8 +31,11 @@ FILES = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     comfy = ComfyServer(tmp_path_factory.mktemp("evidence"))
-    for pack in ("EvidencePack", "EvidenceV3Pack"):
+    for pack in ("EvidencePack", "EvidenceV3Pack", "NewestFoldersPack"):
         copy_pack(PACKS / pack, comfy.custom_nodes)
+    for relative in ("datasets/cats/1.png", "datasets/cats/1.txt", "datasets/latents.safetensors"):
+        place_file(comfy.base / relative, b"not a model" * 1000)
+    place_file(comfy.models / "fonts" / "Inter.ttf", b"a font" * 1000)
     for seed, (folder, name) in enumerate((f, n) for f, names in FILES.items() for n in names):
         tiny_weights(comfy.models / folder / name, seed)
     with comfy:
@@ -137,3 +140,15 @@ def test_nothing_the_packs_did_not_load_was_counted(server):
     assert counted <= expected  # with every test of this module run first: equal
     ours = [line for line in server.log().splitlines() if "[usage-stats]" in line]
     assert not [line for line in ours if "stopped watching" in line or "could not" in line], ours
+
+
+def test_datasets_and_fonts_never_reach_the_models_tab_the_disk_totals_or_quarantine(server):
+    types = {section["model_type"] for section in server.get("/nodes-stats/models")}
+    assert {"datasets", "fonts"}.isdisjoint(types) and {"loras", "ipadapter", "vae"} <= types
+    assert {"datasets", "fonts"}.isdisjoint(server.get("/nodes-stats/config")["model_types"])
+    assert {"datasets", "fonts"}.isdisjoint(server.get("/nodes-stats/disk")["types"])
+    for model_type, name in (("datasets", "latents.safetensors"), ("fonts", "Inter.ttf")):
+        status, answer, _ = server.request("POST", "/nodes-stats/quarantine", {
+            "confirm": True, "models": [{"model_type": model_type, "model_name": name}]})
+        assert status >= 400 and "error" in answer, answer
+    assert (server.base / "datasets" / "latents.safetensors").exists() and (server.models / "fonts" / "Inter.ttf").exists()

@@ -13,6 +13,7 @@ supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors
 folder_names_and_paths: dict[str, tuple[list[str], set[str]]] = {}
 filename_list_cache: dict[str, tuple[list[str], dict[str, float]]] = {}
 _base = ""
+models_dir = ""
 
 _DEFAULT_TYPES = {
     "checkpoints": ["checkpoints"],
@@ -38,11 +39,11 @@ _DEFAULT_TYPES = {
 
 def configure(base) -> None:
     """Point every folder type at `<base>/models/...` and `<base>/custom_nodes`, as ComfyUI does at start."""
-    global _base
+    global _base, models_dir
     _base = str(base)
     folder_names_and_paths.clear()
     filename_list_cache.clear()
-    models = os.path.join(_base, "models")
+    models = models_dir = os.path.join(_base, "models")
     for name, folders in _DEFAULT_TYPES.items():
         extensions = {".yaml"} if name == "configs" else set(supported_pt_extensions)
         folder_names_and_paths[name] = ([os.path.join(models, f) for f in folders], extensions)

@@ -23,9 +23,15 @@ class CheckpointLoaderSimple:
 
 
 class VAELoader:
+    """As the newest nodes.VAELoader: `image_taes` names the decoders offered for encoder/decoder file pairs."""
+
+    image_taes = ["taesd", "taesdxl", "taesd3", "taef1", "taef2", "taeqi2_1"]
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae_name": (folder_paths.get_filename_list("vae") + ["taesd", "pixel_space"],)}}
+        approx = folder_paths.get_filename_list("vae_approx")
+        pairs = [t for t in cls.image_taes if any(a.startswith(f"{t}_decoder.") for a in approx)]
+        return {"required": {"vae_name": (folder_paths.get_filename_list("vae") + pairs + ["pixel_space"],)}}
 
 
 class UNETLoader:
