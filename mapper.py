@@ -349,18 +349,22 @@ class ModelMapper:
 
     def _node_models(self, class_type: str, inputs: dict, found: Found) -> None:
         combos = self._combo_inputs(class_type)
+        names = None  # tuple(inputs), made only for a node that names a file
         for input_name, value in inputs.items():
             if isinstance(value, str):
                 combo = combos.get(input_name)
                 if combo is not None:
                     resolved = self._resolve_cached(class_type, input_name, value, combo)
                     if resolved:
-                        found.add(resolved, _unmet(combo.requires, inputs) or switches.entry_off(inputs, input_name))
+                        names = names or tuple(inputs)
+                        found.add(resolved, _unmet(combo.requires, inputs) or switches.entry_off(inputs, input_name, names))
                     elif self._could_be_model(value, combo):
                         found.missed = True
-                self._read_text(value, found, off=False)
+                if "embedding:" in value or "<" in value:
+                    self._read_text(value, found, off=False)
             elif isinstance(value, (dict, list)) and not _is_link(value):
-                off = switches.entry_off(inputs, input_name) if isinstance(input_name, str) else False
+                names = names or tuple(inputs)
+                off = isinstance(input_name, str) and switches.entry_off(inputs, input_name, names)
                 self._read_value(value, found, off, 0, [MAX_VALUE_STRINGS])
 
     def _read_value(self, value, found: Found, off: bool, depth: int, budget: list[int]) -> None:

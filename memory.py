@@ -213,6 +213,7 @@ class LoadWatch:
         self._witnessed: tuple[object, set] = (None, set())  # (prompt id, files reported for it)
         self._executing = _executing_node
         self._paths: dict[str, tuple[str, str]] = {}
+        self._keys: dict[tuple, tuple[str, str]] = {}  # (folder name, file name) as called -> (type, name)
         self._last_read = threading.local()
         self._origins: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model object -> Origin
         self._loads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model object -> LoadRecord
@@ -236,14 +237,26 @@ class LoadWatch:
     # ---- the wrappers' halves (ComfyUI's threads)
 
     def _after_resolve(self, _state, full_path, _seconds, *args, **kwargs) -> None:
-        folder_name, filename = _arguments(args, kwargs, "folder_name", "filename")
-        if isinstance(full_path, str) and isinstance(folder_name, str) and isinstance(filename, str):
+        """Remember which file a path is, and witness it for the running prompt. Runs on every resolve, so
+        the (folder, name) -> key work is done once per name, not per call."""
+        if not isinstance(full_path, str):
+            return
+        names = (args[0], args[1]) if len(args) >= 2 else _arguments(args, kwargs, "folder_name", "filename")
+        key = self._keys.get(names)
+        if key is None:
+            folder_name, filename = names
+            if not isinstance(folder_name, str) or not isinstance(filename, str):
+                return
             import folder_paths
 
+            if len(self._keys) >= MAX_KNOWN_PATHS:
+                self._keys.clear()
             canonical = getattr(folder_paths, "map_legacy", lambda n: n)(folder_name)
-            if len(self._paths) >= MAX_KNOWN_PATHS:
-                self._paths.clear()
-            key = self._paths[full_path] = (canonical, normalise(filename))
+            key = self._keys[names] = (canonical, normalise(filename))
+        if len(self._paths) >= MAX_KNOWN_PATHS:
+            self._paths.clear()
+        self._paths[full_path] = key
+        if self.on_used is not None:
             self._witness((key,))
 
     def _after_read(self, _state, _result, seconds, *args, **kwargs) -> None:

@@ -57,43 +57,72 @@ def says_off(value) -> bool:
     return isinstance(value, str) and value.strip().lower() in OFF_VALUES
 
 
-def _is_switch(key: Key, entry_words: frozenset[str]) -> bool:
-    own = key.words - entry_words
-    return bool(own) and own <= SWITCH_WORDS
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_strength(key: Key, value, entry_words: frozenset[str] | None = None) -> bool:
-    """A numeric strength; with `entry_words`, only one that does not name another kind of file
-    (an Efficient Loader's `lora_model_strength` scales its LoRA, not its `ckpt_name`)."""
-    if not key.words & STRENGTH_WORDS or not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    return entry_words is None or key.words - STRENGTH_WORDS - TARGET_WORDS <= entry_words
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _count_covers(key: Key, value, entry: Key) -> bool:
-    """A count input (`lora_count: 2`) that applies to this entry: its other words name the entry's kind."""
-    if not key.words & COUNT_WORDS or isinstance(value, bool) or not isinstance(value, int):
+def _counts_kind(key: Key, entry: Key) -> bool:
+    """A count input (`lora_count`, `num_loras`) whose other words name the entry's kind (or nothing)."""
+    if not key.words & COUNT_WORDS:
         return False
     kind = key.words - COUNT_WORDS
     return not kind or bool(kind & entry.words) or any(w.rstrip("s") in entry.words for w in kind)
 
 
-def entry_off(inputs: dict, name: str) -> bool:
-    """Whether the node skips the file its input `name` names, by that input's siblings in `inputs`."""
+@dataclass(frozen=True)
+class Siblings:
+    """The inputs that can switch one entry off: its switches, its strengths, and the counts covering it."""
+
+    switches: tuple[str, ...] = ()
+    strengths: tuple[str, ...] = ()
+    counts: tuple[str, ...] = ()
+
+
+NO_SIBLINGS = Siblings()
+
+
+@lru_cache(maxsize=16_384)
+def siblings(names: tuple[str, ...], name: str) -> Siblings:
+    """Which of a node's inputs (`names`, as the prompt gives them) may switch the entry `name` off.
+
+    Memoised on the input names alone: most prompts repeat the same nodes, so the values are all that is
+    read per prompt (a plain loader has no siblings at all).
+    """
     entry = key_of(name)
-    strengths = []
-    for other, value in inputs.items():
-        if other == name:
+    switches, strengths, counts = [], [], []
+    for other in names:
+        if other == name or not isinstance(other, str):
             continue
         key = key_of(other)
         if key.group == entry.group:
-            if _is_switch(key, entry.words) and says_off(value):
-                return True
-            if _is_strength(key, value, entry.words):
-                strengths.append(value)
-        index = entry.group[1]
-        if index is not None and key.group == ("", None) and _count_covers(key, value, entry) and index > value:
-            return True
+            own = key.words - entry.words
+            if own and own <= SWITCH_WORDS:
+                switches.append(other)
+            elif key.words & STRENGTH_WORDS and key.words - STRENGTH_WORDS - TARGET_WORDS <= entry.words:
+                strengths.append(other)
+        if entry.group[1] is not None and key.group == ("", None) and _counts_kind(key, entry):
+            counts.append(other)
+    if not (switches or strengths or counts):
+        return NO_SIBLINGS
+    return Siblings(tuple(switches), tuple(strengths), tuple(counts))
+
+
+def entry_off(inputs: dict, name: str, names: tuple[str, ...] | None = None) -> bool:
+    """Whether the node skips the file its input `name` names, by that input's siblings in `inputs`
+    (`names`: tuple(inputs), when the caller reads several entries of one node)."""
+    found = siblings(tuple(inputs) if names is None else names, name)
+    if found is NO_SIBLINGS:
+        return False
+    if any(says_off(inputs[s]) for s in found.switches):
+        return True
+    index = key_of(name).group[1]
+    if any(_is_count(inputs[c]) and index > inputs[c] for c in found.counts):
+        return True
+    strengths = [inputs[s] for s in found.strengths if _is_number(inputs[s])]
     return bool(strengths) and all(s == 0 for s in strengths)
 
 
@@ -104,9 +133,9 @@ def dict_off(values: dict) -> bool:
         if not isinstance(name, str):
             continue
         key = key_of(name)
-        if _is_switch(key, frozenset()) and says_off(value):
+        if key.words and key.words <= SWITCH_WORDS and says_off(value):
             return True
-        if _is_strength(key, value):
+        if key.words & STRENGTH_WORDS and _is_number(value):
             strengths.append(value)
     return bool(strengths) and all(s == 0 for s in strengths)
 
