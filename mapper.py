@@ -481,7 +481,7 @@ class ModelMapper:
         """The files a pack's free-form name means: as listed, without its extension, or without its
         subfolder (`x`, `x.safetensors` and `sub/x` all find `sub/x.safetensors`); every match counts."""
         if self._loose is None:
-            self._loose = _loose_lookup(self._listings, self._model_extensions)
+            self._loose = loose_lookup(self._listings, self._model_extensions)
         keys = self._loose.get(normalise(value), ())
         return tuple(k for k in keys if k[0] == only) if only else keys
 
@@ -525,7 +525,7 @@ def _is_link(value) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
-def _loose_lookup(listings: dict[str, list[str]], extensions: frozenset[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+def loose_lookup(listings: dict[str, list[str]], extensions: frozenset[str] = MODEL_EXTENSIONS) -> dict[str, tuple]:
     """Every spelling a pack may use for a listed file -> the (type, name) keys it can mean."""
     lookup: dict[str, set[tuple[str, str]]] = {}
     for model_type, names in listings.items():

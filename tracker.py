@@ -1012,6 +1012,7 @@ def _import_legacy_tables(db: sqlite3.Connection) -> dict[str, int]:
     if "model_usage" in tables:
         rows = db.execute("SELECT model_type, model_name, count, first_seen, last_seen FROM legacy.model_usage").fetchall()
         counts["models"] = _merge_usage(db, "model_usage", ("model_type", "model_name"), rows, key_size=2)
+        db.execute("UPDATE model_usage SET in_prompt = count")  # a new database: Node Stats read prompts alone
     if "prompt_log" in tables:
         stamps = [_parse_iso(r[0]) for r in db.execute("SELECT timestamp FROM legacy.prompt_log ORDER BY id")]
         stamps = [ts for ts in stamps if ts is not None]

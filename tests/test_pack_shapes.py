@@ -158,3 +158,13 @@ def test_deep_and_huge_values_are_read_within_bounds(mapper, fake_comfy):
         deep = {"inner": deep}
     huge = {"__value__": [{"name": f"x{i}"} for i in range(10_000)] + [{"name": "c"}]}
     assert read(mapper, ("Odd", {"deep": deep, "huge": huge})) == (set(), set())
+
+
+def test_saved_workflows_name_files_as_packs_spell_them():
+    from usage_stats.workflows import model_references, uses_in
+
+    workflow = {"nodes": [{"id": 1, "type": "LoraListLoader", "widgets_values": [{"__value__": [{"name": "b"}]}]},
+                          {"id": 2, "type": "StringLiteral", "widgets_values": ["a cat <lora:c:0.5>"]}]}
+    installed = {"loras": LORAS, "checkpoints": ["ck.safetensors"]}
+    references = model_references({"w.json": uses_in(workflow)}, installed)
+    assert set(references) == {("loras", "sub/b.safetensors"), ("loras", "c.safetensors")}
