@@ -35,7 +35,7 @@ def server(tmp_path_factory):
         copy_pack(PACKS / pack, comfy.custom_nodes)
     for relative in ("datasets/cats/1.png", "datasets/cats/1.txt", "datasets/latents.safetensors"):
         place_file(comfy.base / relative, b"not a model" * 1000)
-    place_file(comfy.models / "fonts" / "Inter.ttf", b"a font" * 1000)
+    place_file(comfy.base / "fonts" / "Inter.ttf", b"a font" * 1000)
     for seed, (folder, name) in enumerate((f, n) for f, names in FILES.items() for n in names):
         tiny_weights(comfy.models / folder / name, seed)
     with comfy:
@@ -151,4 +151,4 @@ def test_datasets_and_fonts_never_reach_the_models_tab_the_disk_totals_or_quaran
         status, answer, _ = server.request("POST", "/nodes-stats/quarantine", {
             "confirm": True, "models": [{"model_type": model_type, "model_name": name}]})
         assert status >= 400 and "error" in answer, answer
-    assert (server.base / "datasets" / "latents.safetensors").exists() and (server.models / "fonts" / "Inter.ttf").exists()
+    assert (server.base / "datasets" / "latents.safetensors").exists() and (server.base / "fonts" / "Inter.ttf").exists()

@@ -67,13 +67,11 @@ def test_dynamic_group_rows_are_read_under_group_row_field_keys(mapper, fake_com
 
 
 def test_non_model_folder_types_never_become_model_types(mapper, fake_comfy):
-    fp = fake_comfy.folder_paths
-    fp.folder_names_and_paths["datasets"] = ([str(fake_comfy.base / "datasets")], set())  # newest folder_paths.py
-    fp.folder_names_and_paths["fonts"] = ([str(fake_comfy.models / "fonts")], {".ttf", ".otf"})  # as packs register it
-    fp.add_model_folder_path("ipadapter", str(fake_comfy.models / "ipadapter"))  # a pack's type, no extensions given
-    for relative in ["datasets/cats/1.png", "datasets/cats/1.txt", "datasets/latents.safetensors"]:
+    # The fake registers datasets and fonts as the newest folder_paths.py does; a pack adds a type of its own.
+    fake_comfy.folder_paths.add_model_folder_path("ipadapter", str(fake_comfy.models / "ipadapter"))  # no extensions
+    for relative in ["datasets/cats/1.png", "datasets/cats/1.txt", "datasets/latents.safetensors", "fonts/Inter.ttf"]:
         place_file(fake_comfy.base / relative)
-    for relative in ["fonts/Inter.ttf", "ipadapter/ip.safetensors", "ipadapter/README.md"]:
+    for relative in ["ipadapter/ip.safetensors", "ipadapter/README.md"]:
         place_file(fake_comfy.models / relative)
     assert {"datasets", "fonts"}.isdisjoint(mapper.model_types())
     installed = mapper.installed()

@@ -2,7 +2,9 @@
 
 Same names and rules as the real module where the extension depends on them: the default folder types
 and their directories, alias folding, recursive listing with `.git` skipped and extensions matched
-case-insensitively, and the cache that stays valid while no directory mtime changes.
+case-insensitively, and the cache that stays valid while no directory mtime changes. It also registers the
+two folder types of the newest folder_paths.py (Comfy-Org/ComfyUI) that hold no models: `datasets` (an empty
+extension set, so every file is listed) and `fonts` (.ttf, .otf), both under the base directory.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def configure(base) -> None:
         extensions = {".yaml"} if name == "configs" else set(supported_pt_extensions)
         folder_names_and_paths[name] = ([os.path.join(models, f) for f in folders], extensions)
     folder_names_and_paths["custom_nodes"] = ([os.path.join(_base, "custom_nodes")], set())
+    folder_names_and_paths["datasets"] = ([os.path.join(_base, "datasets")], set())
+    folder_names_and_paths["fonts"] = ([os.path.join(_base, "fonts")], {".ttf", ".otf"})
 
 
 def map_legacy(folder_name: str) -> str:
