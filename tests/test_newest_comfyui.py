@@ -27,23 +27,13 @@ def mapper(fake_comfy):
     return mapper
 
 
-def dynamic_combo(options: dict[str, dict]) -> tuple:
-    """comfy_api/latest/_io.py DynamicCombo.Input.as_dict: ("COMFY_DYNAMICCOMBO_V3", {"options": [{key, inputs}]})."""
-    return ("COMFY_DYNAMICCOMBO_V3", {"options": [{"key": k, "inputs": {"required": v}} for k, v in options.items()]})
-
-
 def register(fake_comfy, class_type: str, required) -> None:
     fake_comfy.nodes.NODE_CLASS_MAPPINGS[class_type] = type(
         class_type, (), {"INPUT_TYPES": classmethod(lambda cls: {"required": required()})})
 
 
 def test_a_model_picker_in_a_dynamic_combo_is_read_under_its_dotted_key(mapper, fake_comfy):
-    checkpoints = lambda: ("COMBO", {"options": fake_comfy.folder_paths.get_filename_list("checkpoints")})  # noqa: E731
-    loras = lambda: ("COMBO", {"options": fake_comfy.folder_paths.get_filename_list("loras")})  # noqa: E731
-    register(fake_comfy, "PickerNode", lambda: {"model": dynamic_combo({
-        "checkpoint": {"ckpt_name": checkpoints()},
-        "checkpoint+lora": {"ckpt_name": checkpoints(), "extra": dynamic_combo({"lora": {"lora_name": loras()}})},
-    })})
+    fake_comfy.nodes.NODE_CLASS_MAPPINGS["PickerNode"] = fake_comfy.nodes.DynamicPickerLoader
     prompt = {"1": {"class_type": "PickerNode", "inputs": {
         "model": "checkpoint", "model.ckpt_name": "ck.safetensors",
         "model.extra": "lora", "model.extra.lora_name": "l.safetensors",  # left over from the other option
@@ -58,7 +48,7 @@ def test_a_model_picker_in_a_dynamic_combo_is_read_under_its_dotted_key(mapper, 
 def test_dynamic_group_rows_are_read_under_group_row_field_keys(mapper, fake_comfy):
     # _DynamicGroup: fields submitted as '<group>.<index>.<field>', template as a V1 input dict, max <= 20.
     template = lambda: {"required": {"ckpt_name": ("COMBO", {"options": fake_comfy.folder_paths.get_filename_list(  # noqa: E731
-        "checkpoints")}), "enabled": ("BOOLEAN", {})}}
+        "checkpoints")}), "enabled": ("BOOLEAN", {})}}  # as _DynamicGroup.Input.as_dict gives its template
     register(fake_comfy, "GroupNode", lambda: {"rows": ("COMFY_DYNAMICGROUP_V3", {"template": template(), "min": 0, "max": 4})})
     found = mapper.models_in({"1": {"class_type": "GroupNode", "inputs": {
         "rows.0.ckpt_name": "ck.safetensors", "rows.0.enabled": True,
