@@ -41,10 +41,10 @@ ComfyUI does not say (its `nodes.VAELoader.image_taes` does, and the newest list
 LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
 """`<lora:NAME>`, `<lora:NAME:W>` or `<lora:NAME:W:W>` in prompt text, as LoRA-syntax nodes read it."""
 MAX_VALUE_DEPTH = 8
-MAX_GROUP_ROWS = 20
-"""The rows a V3 DynamicGroup may have (its _MaxRows in comfy_api/latest/_io.py)."""
 MAX_VALUE_STRINGS = 512
 """How deep and how many strings of one dict or list input value are read: real ones hold a few entries."""
+MAX_GROUP_ROWS = 20
+"""The rows a V3 DynamicGroup may have (its _MaxRows in comfy_api/latest/_io.py)."""
 
 EMBEDDING_REF = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
 """`embedding:NAME` at a word start; a weight such as `(embedding:NAME:1.2)` is not part of NAME."""
@@ -348,6 +348,7 @@ class ModelMapper:
         return found
 
     def _node_models(self, class_type: str, inputs: dict, found: Found) -> None:
+        """One node's files, each used or switched off by its siblings (switches.py) or its DynamicCombo."""
         combos = self._combo_inputs(class_type)
         names = None  # tuple(inputs), made only for a node that names a file
         for input_name, value in inputs.items():
@@ -494,6 +495,7 @@ class ModelMapper:
 
 
 def _holds_models(model_type: str, entry, folder_paths) -> bool:
+    """Whether a folder type (name, (folders, extensions)) holds model files: see ModelMapper.model_types."""
     if model_type in CORE_MODEL_TYPES:
         return True
     try:
@@ -593,7 +595,8 @@ def _merge_choice(choices: dict, name: str, offered: list[str], requires: tuple)
     """One input name offered under several DynamicCombo options: any of their conditions lets ComfyUI read it."""
     if name in choices:
         known, earlier = choices[name]
-        offered = known + [o for o in offered if o not in set(known)]
+        seen = set(known)
+        offered = known + [o for o in offered if o not in seen]
         requires = earlier + requires if earlier and requires else ()
     choices[name] = (offered, requires)
 
