@@ -211,7 +211,7 @@ class LoadWatch:
         self.on_used: Callable[[str, tuple[str, str]], None] | None = None
         """Called with (prompt id, (type, name)) once per file a running prompt resolves or reads (worker thread)."""
         self._witnessed: tuple[object, set] = (None, set())  # (prompt id, files reported for it)
-        self._executing = _executing_node
+        self._executing = _executing_context_reader()  # the node running on this thread, if any
         self._paths: dict[str, tuple[str, str]] = {}
         self._keys: dict[tuple, tuple[str, str]] = {}  # (folder name, file name) as called -> (type, name)
         self._last_read = threading.local()
@@ -227,7 +227,6 @@ class LoadWatch:
         import comfy.utils
         import folder_paths
 
-        self._executing = _executing_context_reader()
         wrap(folder_paths, "get_full_path", None, self._after_resolve)
         wrap(folder_paths, "get_full_path_or_raise", None, self._after_resolve)
         wrap(comfy.utils, "load_torch_file", None, self._after_read)
@@ -283,7 +282,7 @@ class LoadWatch:
     def _after_patcher(self, _state, _result, _seconds, patcher, *args, **kwargs) -> None:
         model = patcher.model
         last = getattr(self._last_read, "value", None)
-        if model is None or last is None or last[1] is None or last[0] != _executing_node():
+        if model is None or last is None or last[1] is None or last[0] != self._executing():
             return
         with self._lock:
             self._origins.setdefault(model, last[1])
@@ -354,13 +353,9 @@ def _arguments(args: tuple, kwargs: dict, *names: str) -> tuple:
     return tuple(args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names))
 
 
-def _executing_node():
-    """(prompt id, node id) of the node running on this thread, or None outside a node (or an older ComfyUI)."""
-    return _executing_context_reader()()
-
-
 def _executing_context_reader() -> Callable[[], tuple | None]:
-    """A function answering _executing_node's question, with ComfyUI's import done once (it runs per resolve)."""
+    """A function answering: (prompt id, node id) of the node running on this thread, or None outside a node
+    (or in a ComfyUI without execution contexts). ComfyUI's import is done once: it runs on every resolve."""
     try:
         from comfy_execution.utils import get_executing_context
     except ImportError:
