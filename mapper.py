@@ -43,6 +43,8 @@ LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
 MAX_VALUE_DEPTH = 8
 MAX_VALUE_STRINGS = 512
 """How deep and how many strings of one dict or list input value are read: real ones hold a few entries."""
+MAX_LAYOUTS = 4096
+"""Distinct sets of input names whose switch layout (switches.siblings) is remembered."""
 MAX_GROUP_ROWS = 20
 """The rows a V3 DynamicGroup may have (its _MaxRows in comfy_api/latest/_io.py)."""
 
@@ -233,6 +235,7 @@ class ModelMapper:
         self._combos: dict[str, dict[str, ComboInput]] = {}  # class_type -> input name -> its choices
         self._resolved: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
         self._loose: dict[str, tuple[tuple[str, str], ...]] | None = None  # built on first need
+        self._layouts: dict[tuple[str, ...], dict | None] = {}  # input names -> entry -> siblings (_layout)
         self._taesd: tuple[str, ...] = TAESD_VALUES
         self.version = 0
         """Bumped whenever a listing changes: a cache key for reports built from the listings."""
@@ -350,23 +353,35 @@ class ModelMapper:
     def _node_models(self, class_type: str, inputs: dict, found: Found) -> None:
         """One node's files, each used or switched off by its siblings (switches.py) or its DynamicCombo."""
         combos = self._combo_inputs(class_type)
-        names = None  # tuple(inputs), made only for a node that names a file
+        layout = False  # made only for a node that names a file; None for a node without switches of any kind
         for input_name, value in inputs.items():
             if isinstance(value, str):
                 combo = combos.get(input_name)
                 if combo is not None:
                     resolved = self._resolve_cached(class_type, input_name, value, combo)
                     if resolved:
-                        names = names or tuple(inputs)
-                        found.add(resolved, _unmet(combo.requires, inputs) or switches.entry_off(inputs, input_name, names))
+                        layout = self._layout(inputs) if layout is False else layout
+                        off = bool(combo.requires) and _unmet(combo.requires, inputs)
+                        found.add(resolved, off or (layout is not None and _switched_off(inputs, input_name, layout)))
                     elif self._could_be_model(value, combo):
                         found.missed = True
                 if "embedding:" in value or "<" in value:
                     self._read_text(value, found, off=False)
             elif isinstance(value, (dict, list)) and not _is_link(value):
-                names = names or tuple(inputs)
-                off = isinstance(input_name, str) and switches.entry_off(inputs, input_name, names)
+                layout = self._layout(inputs) if layout is False else layout
+                off = layout is not None and isinstance(input_name, str) and _switched_off(inputs, input_name, layout)
                 self._read_value(value, found, off, 0, [MAX_VALUE_STRINGS])
+
+    def _layout(self, inputs: dict) -> dict[str, switches.Siblings] | None:
+        """The siblings of each entry of a node with these input names, found once per set of names; None
+        when no input name is a switch, strength or count (most loaders): nothing to read per prompt."""
+        names = tuple(inputs)
+        layout = self._layouts.get(names, False)
+        if layout is False:
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            layout = self._layouts[names] = {} if switches.may_switch(names) else None
+        return layout
 
     def _read_value(self, value, found: Found, off: bool, depth: int, budget: list[int]) -> None:
         """Model names anywhere in a dict or list value (`{"on": true, "lora": "x"}`, `{"__value__": [...]}`),
@@ -515,6 +530,13 @@ def _model_files_only(folder_paths, model_type: str) -> list[str]:
     if model_type in CORE_MODEL_TYPES or folder_paths.folder_names_and_paths.get(model_type, ((), ()))[1]:
         return names
     return [n for n in names if os.path.splitext(n)[1].lower() in MODEL_EXTENSIONS]
+
+
+def _switched_off(inputs: dict, name: str, layout: dict[str, switches.Siblings]) -> bool:
+    found = layout.get(name)
+    if found is None:
+        found = layout[name] = switches.siblings(tuple(inputs), name)
+    return found is not switches.NO_SIBLINGS and switches.is_off(inputs, name, found)
 
 
 def _unmet(requires: tuple, inputs: dict) -> bool:

@@ -27,6 +27,7 @@ STRENGTH_WORDS = frozenset({"strength", "weight", "wt", "str"})
 COUNT_WORDS = frozenset({"count", "num"})
 TARGET_WORDS = frozenset({"model", "clip", "unet", "two"})
 """Words in a strength's name that say what it scales, not which file: `strength_model`, `strengthTwo`."""
+ROLE_WORDS = SWITCH_WORDS | STRENGTH_WORDS | COUNT_WORDS
 OFF_VALUES = frozenset({"off", "false", "no", "disabled", "disable", "0"})
 
 _TOKEN = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -85,12 +86,16 @@ class Siblings:
 NO_SIBLINGS = Siblings()
 
 
-@lru_cache(maxsize=16_384)
+def may_switch(names) -> bool:
+    """Whether any of these input names is a switch, a strength or a count: if none is, no entry is off."""
+    return any(isinstance(n, str) and key_of(n).words & ROLE_WORDS for n in names)
+
+
 def siblings(names: tuple[str, ...], name: str) -> Siblings:
     """Which of a node's inputs (`names`, as the prompt gives them) may switch the entry `name` off.
 
-    Memoised on the input names alone: most prompts repeat the same nodes, so the values are all that is
-    read per prompt (a plain loader has no siblings at all).
+    Depends on the input names alone: callers keep the answer per tuple of names, so for the same nodes
+    prompt after prompt only the values are read (a plain loader has no siblings at all).
     """
     entry = key_of(name)
     switches, strengths, counts = [], [], []
@@ -111,10 +116,8 @@ def siblings(names: tuple[str, ...], name: str) -> Siblings:
     return Siblings(tuple(switches), tuple(strengths), tuple(counts))
 
 
-def entry_off(inputs: dict, name: str, names: tuple[str, ...] | None = None) -> bool:
-    """Whether the node skips the file its input `name` names, by that input's siblings in `inputs`
-    (`names`: tuple(inputs), when the caller reads several entries of one node)."""
-    found = siblings(tuple(inputs) if names is None else names, name)
+def is_off(inputs: dict, name: str, found: Siblings) -> bool:
+    """Whether the node skips the file its input `name` names, by the values of its `siblings` in `inputs`."""
     if found is NO_SIBLINGS:
         return False
     if any(says_off(inputs[s]) for s in found.switches):
