@@ -41,8 +41,8 @@ ComfyUI does not say (its `nodes.VAELoader.image_taes` does, and the newest list
 LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
 """`<lora:NAME>`, `<lora:NAME:W>` or `<lora:NAME:W:W>` in prompt text, as LoRA-syntax nodes read it."""
 MAX_VALUE_DEPTH = 8
-MAX_VALUE_STRINGS = 512
-"""How deep and how many strings of one dict or list input value are read: real ones hold a few entries."""
+MAX_VALUE_ITEMS = 512
+"""How deep and how many items of one dict or list input value are read: real ones hold a few entries."""
 MAX_LAYOUTS = 4096
 """Distinct sets of input names whose switch layout (switches.siblings) is remembered."""
 MAX_GROUP_ROWS = 20
@@ -370,7 +370,7 @@ class ModelMapper:
             elif isinstance(value, (dict, list)) and not _is_link(value):
                 layout = self._layout(inputs) if layout is False else layout
                 off = layout is not None and isinstance(input_name, str) and _switched_off(inputs, input_name, layout)
-                self._read_value(value, found, off, 0, [MAX_VALUE_STRINGS])
+                self._read_value(value, found, off, 0, [MAX_VALUE_ITEMS])
 
     def _layout(self, inputs: dict) -> dict[str, switches.Siblings] | None:
         """The siblings of each entry of a node with these input names, found once per set of names; None
@@ -394,10 +394,10 @@ class ModelMapper:
         else:
             items = value
         for item in items:
-            if budget[0] <= 0:
+            budget[0] -= 1
+            if budget[0] < 0:
                 return
             if isinstance(item, str):
-                budget[0] -= 1
                 resolved = self._resolve_loose(item)
                 if resolved:
                     found.add(resolved, off)

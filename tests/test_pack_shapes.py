@@ -157,7 +157,8 @@ def test_deep_and_huge_values_are_read_within_bounds(mapper, fake_comfy):
     for _ in range(50):
         deep = {"inner": deep}
     huge = {"__value__": [{"name": f"x{i}"} for i in range(10_000)] + [{"name": "c"}]}
-    assert read(mapper, ("Odd", {"deep": deep, "huge": huge})) == (set(), set())
+    numbers = {"__value__": [0] * 1_000_000 + ["c.safetensors"]}
+    assert read(mapper, ("Odd", {"deep": deep, "huge": huge, "numbers": numbers})) == (set(), set())
 
 
 def test_saved_workflows_name_files_as_packs_spell_them():
