@@ -156,6 +156,7 @@ class Writer:
         self._running: OrderedDict[str, tuple[PromptUse, int]] = OrderedDict()  # prompt id -> (use, log row)
         self._finished: dict[str, Finished] = {}  # outcomes whose prompt is not written yet
         self._loaded: OrderedDict[str, set] = OrderedDict()  # prompt id -> files ComfyUI loaded while it ran
+        self._spellings: dict[str, str] = {}  # class_type -> storable(class_type)
 
     # ---- the hook (event loop)
 
@@ -452,13 +453,22 @@ class Writer:
             for node in list(submitted.prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str):
-                    nodes.setdefault(storable(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
+                    nodes.setdefault(self._spelled(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
             found = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
             models, referenced = found.used, found.referenced
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
         return PromptUse(int(submitted.ts), nodes, frozenset(models), storable(submitted.user), submitted.accepted is not False,
                          frozenset(referenced))
+
+    def _spelled(self, class_type: str) -> str:
+        """storable(class_type), remembered: the same few node types come in every prompt."""
+        spelled = self._spellings.get(class_type)
+        if spelled is None:
+            if len(self._spellings) >= QUEUE_SIZE:
+                self._spellings.clear()
+            spelled = self._spellings[class_type] = storable(class_type)
+        return spelled
 
     def _note_installed(self, store: UsageStore) -> None:
         """Record first sightings of what is installed now, so never-used items age from today, not earlier."""
