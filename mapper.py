@@ -202,7 +202,7 @@ class ComboInput:
     model picker nested in a V3 DynamicCombo is read only while the combo shows its option."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Found:
     """The model files one prompt names: `used` (the node loads them) and `referenced` (switched off)."""
 
@@ -351,7 +351,11 @@ class ModelMapper:
         return found
 
     def _node_models(self, class_type: str, inputs: dict, found: Found) -> None:
-        """One node's files, each used or switched off by its siblings (switches.py) or its DynamicCombo."""
+        """One node's files, each used or switched off by its siblings (switches.py) or its DynamicCombo.
+
+        Runs for every node of every prompt on the writer thread, so the common case (a loader's one choice)
+        costs a few dict lookups: no sibling layout for a node with one input, none made before a file is named.
+        """
         combos = self._combo_inputs(class_type)
         layout = False  # made only for a node that names a file; None for a node without switches of any kind
         for input_name, value in inputs.items():
@@ -360,15 +364,18 @@ class ModelMapper:
                 if combo is not None:
                     resolved = self._resolve_cached(class_type, input_name, value, combo)
                     if resolved:
-                        layout = self._layout(inputs) if layout is False else layout
-                        off = bool(combo.requires) and _unmet(combo.requires, inputs)
-                        found.add(resolved, off or (layout is not None and _switched_off(inputs, input_name, layout)))
+                        if layout is False:
+                            layout = self._layout(inputs) if len(inputs) > 1 else None
+                        off = (bool(combo.requires) and _unmet(combo.requires, inputs)) or (
+                            layout is not None and _switched_off(inputs, input_name, layout))
+                        (found.referenced if off else found.used).update(resolved)
                     elif self._could_be_model(value, combo):
                         found.missed = True
                 if "embedding:" in value or "<" in value:
                     self._read_text(value, found, off=False)
-            elif isinstance(value, (dict, list)) and not _is_link(value):
-                layout = self._layout(inputs) if layout is False else layout
+            elif isinstance(value, dict) or (isinstance(value, list) and not _names_no_file(value)):
+                if layout is False:
+                    layout = self._layout(inputs) if len(inputs) > 1 else None
                 off = layout is not None and isinstance(input_name, str) and _switched_off(inputs, input_name, layout)
                 self._read_value(value, found, off, 0, [MAX_VALUE_ITEMS])
 
@@ -544,9 +551,9 @@ def _unmet(requires: tuple, inputs: dict) -> bool:
     return bool(requires) and not any(all(inputs.get(p) == option for p, option in chain) for chain in requires)
 
 
-def _is_link(value) -> bool:
-    """`[node_id, output_slot]`: an input connected to another node's output."""
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+def _names_no_file(pair: list) -> bool:
+    """A `[node_id, output_slot]` link to another node's output (or any pair ending in a number)."""
+    return len(pair) == 2 and isinstance(pair[1], int)
 
 
 def loose_lookup(listings: dict[str, list[str]], extensions: frozenset[str] = MODEL_EXTENSIONS) -> dict[str, tuple]:
