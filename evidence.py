@@ -8,11 +8,13 @@ the store) ignorant of the other.
 
 from __future__ import annotations
 
-from .tracker import Evidence, merge_evidence
+from .tracker import Evidence, day, merge_evidence
 from .workflows import SavedWorkflows, model_references, package_references
 
 WORKFLOW_CAP = "consider_removing"
 """A saved workflow may be stale, so it keeps an item out of safe_to_remove but not out of consider_removing."""
+SWITCHED_OFF_CAP = "consider_removing"
+"""A file prompts name but switch off is still part of the user's workflows: never safe_to_remove."""
 KEEP_CAP = "unused_new"
 """A pinned item is never suggested for removal (the same cap as ComfyUI-Manager and this extension)."""
 NAMES_SHOWN = 3
@@ -22,6 +24,22 @@ def used_by_workflows(names: list[str]) -> Evidence:
     shown = ", ".join(names[:NAMES_SHOWN]) + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
     noun = "saved workflow" if len(names) == 1 else "saved workflows"
     return WORKFLOW_CAP, [f"used by {len(names)} {noun}: {shown}"]
+
+
+def switched_off(prompts: int, last: int, ever_used: bool) -> Evidence:
+    """Prompts named the file but the node did not load it (its switch off, strength 0, beyond a count)."""
+    noun = "prompt" if prompts == 1 else "prompts"
+    if ever_used:
+        return SWITCHED_OFF_CAP, [f"switched off in {prompts} other {noun}, the last on {day(last)}"]
+    return SWITCHED_OFF_CAP, [f"in {prompts} {noun}, always switched off (the last on {day(last)})"]
+
+
+def with_switched_off(evidence: dict, switched_off_in: dict) -> dict:
+    """`evidence` plus the cap and reason of every file prompts named switched off (store.reference_rows)."""
+    merged = dict(evidence)
+    for key, (prompts, last, ever_used) in switched_off_in.items():
+        merged[key] = merge_evidence(switched_off(prompts, last, ever_used), merged.get(key))
+    return merged
 
 
 KEPT: Evidence = (KEEP_CAP, ["kept: you pinned it, so it is never suggested for removal"])
@@ -59,6 +77,19 @@ class EvidenceSource:
         references = package_references(self.workflows.scan(), package_of)
         kept = {n for (kind, _t, n) in self.decisions.kept() if kind == "package"}
         return combine(references, kept), references, kept
+
+
+def mark_witnesses(report: list[dict], witnesses: dict, switched_off_in: dict) -> None:
+    """Each model row's `witnesses` (which evidence saw it: "loaded" while a prompt ran, "in prompt" by
+    its inputs, "referenced" when named but switched off) and `referenced_count` (those prompts)."""
+    for section in report:
+        for row in section["models"]:
+            key = (section["model_type"], row["model_name"])
+            in_prompt, loaded = witnesses.get(key, (0, 0))
+            referenced = switched_off_in.get(key, (0,))[0]
+            row["witnesses"] = [name for name, seen in (("loaded", loaded), ("in prompt", in_prompt),
+                                                        ("referenced", referenced)) if seen]
+            row["referenced_count"] = referenced
 
 
 def mark_rows(rows, key_of, references: dict, kept: set) -> None:

@@ -14,12 +14,24 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
+from . import switches
 from .files import open_regular
 from .logs import warn_once
 from .tracker import BUILTIN_PACKAGE, InstalledPackage, storable
 
 NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output", "input"})
 """Folder types that are not tracked: LoRAs by the design's default, the rest are not model files."""
+
+CORE_MODEL_TYPES = frozenset({
+    "checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "style_models", "embeddings",
+    "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models", "latent_upscale_models", "hypernetworks",
+    "photomaker", "classifiers", "model_patches", "audio_encoders", "background_removal", "frame_interpolation",
+    "geometry_estimation", "optical_flow", "detection",
+})
+"""ComfyUI's own folder types of models (0.3.75 and the newest): model types whatever extensions they list."""
+MODEL_EXTENSIONS = frozenset({".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl", ".gguf", ".onnx"})
+"""File extensions of model weights. Any other folder type is a model type only when it lists these files:
+the newest ComfyUI registers `datasets` (every file) and packs register `fonts` (.ttf), which are not models."""
 
 PROTECTED_PACKS = frozenset({"comfyui-manager"})
 """Packs (lower-case folder names) never suggested for removal, besides this extension itself."""
@@ -29,8 +41,18 @@ MANAGER_MODULES = ("glob/manager_server.py", "comfyui_manager/glob/manager_serve
 """Files only ComfyUI-Manager ships: its server module (in the folder layout and in the package layout) and its CLI."""
 MAX_PYPROJECT_BYTES = 1 << 20
 
-TAESD_VALUES = frozenset({"taesd", "taesdxl", "taesd3", "taef1"})
-"""VAELoader values that stand for an encoder/decoder pair of files in vae_approx, not a listed file."""
+TAESD_VALUES = ("taesd", "taesdxl", "taesd3", "taef1")
+"""VAELoader values that stand for an encoder/decoder pair of files in vae_approx, not a listed file, when
+ComfyUI does not say (its `nodes.VAELoader.image_taes` does, and the newest lists more: taef2, taeqi2_1)."""
+LORA_TAG = re.compile(r"<lora:([^:<>]+)((?::[^:<>]*)*)>", re.IGNORECASE)
+"""`<lora:NAME>`, `<lora:NAME:W>` or `<lora:NAME:W:W>` in prompt text, as LoRA-syntax nodes read it."""
+MAX_VALUE_DEPTH = 8
+MAX_VALUE_ITEMS = 512
+"""How deep and how many items of one dict or list input value are read: real ones hold a few entries."""
+MAX_LAYOUTS = 4096
+"""Distinct sets of input names whose switch layout (switches.siblings) is remembered."""
+MAX_GROUP_ROWS = 20
+"""The rows a V3 DynamicGroup may have (its _MaxRows in comfy_api/latest/_io.py)."""
 
 EMBEDDING_REF = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\s,()]|$)")
 """`embedding:NAME` at a word start; a weight such as `(embedding:NAME:1.2)` is not part of NAME."""
@@ -219,6 +241,26 @@ class ComboInput:
 
     offered: tuple[tuple[str, int], ...]
     open_ended: bool = False
+    requires: tuple[tuple[tuple[str, str], ...], ...] = ()
+    """When ComfyUI reads this input: any of these chains of (input, option) pairs holds (none: always). A
+    model picker nested in a V3 DynamicCombo is read only while the combo shows its option."""
+
+
+@dataclass(slots=True)
+class Found:
+    """The model files one prompt names: `used` (the node loads them) and `referenced` (switched off)."""
+
+    used: set[tuple[str, str]]
+    referenced: set[tuple[str, str]]
+    missed: bool = False  # it named a possible model file this view of the folders lacks
+
+    def add(self, keys, off: bool) -> None:
+        (self.referenced if off else self.used).update(keys)
+
+    def settled(self) -> "Found":
+        """Used wins: a file one node loads is used, whatever another node of the prompt switched off."""
+        self.referenced -= self.used
+        return self
 
 
 class ModelMapper:
@@ -236,16 +278,26 @@ class ModelMapper:
         self._embedding_keys: dict[str, tuple[str, ...]] = {}
         self._combos: dict[str, dict[str, ComboInput]] = {}  # class_type -> input name -> its choices
         self._resolved: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        self._loose: dict[str, tuple[tuple[str, str], ...]] | None = None  # built on first need
+        self._layouts: dict[tuple[str, ...], dict | None] = {}  # input names -> entry -> siblings (_layout)
+        self._taesd: tuple[str, ...] = TAESD_VALUES
         self.version = 0
         """Bumped whenever a listing changes: a cache key for reports built from the listings."""
         self._lock = threading.RLock()  # the writer extracts while route threads list
 
     def model_types(self) -> list[str]:
-        """Every folder type ComfyUI knows that holds models (custom-node types included), aliases folded."""
+        """Every folder type ComfyUI knows that holds models (custom-node types included), aliases folded.
+
+        A type a pack registers holds models when its extensions are model extensions; with no extensions
+        (it lists every file) only when its folders lie in ComfyUI's models folder, and then only its model
+        files are listed (`_model_files_only`). Anything else (datasets, fonts, wildcards) never becomes a
+        model: never listed, never counted on disk, never offered for quarantine.
+        """
         import folder_paths
 
         canonical = getattr(folder_paths, "map_legacy", lambda name: name)
-        types = {canonical(t) for t in list(folder_paths.folder_names_and_paths)}
+        types = {canonical(t) for t, entry in list(folder_paths.folder_names_and_paths.items())
+                 if _holds_models(canonical(t), entry, folder_paths)}
         return sorted(t for t in types if t == "loras" or t not in NOT_MODEL_TYPES)
 
     def tracked_types(self) -> list[str]:
@@ -286,7 +338,7 @@ class ModelMapper:
         listings = {}
         for model_type in self.tracked_types():
             try:
-                listings[model_type] = self._normalised(model_type, folder_paths.get_filename_list(model_type))
+                listings[model_type] = self._normalised(model_type, _model_files_only(folder_paths, model_type))
             except Exception as error:  # e.g. a model root that vanished: ComfyUI raises on every call
                 warn_once(f"listing:{model_type}", "cannot list %s models (%s); keeping the last listing", model_type, error)
                 listings[model_type] = self._listings.get(model_type, [])
@@ -296,6 +348,8 @@ class ModelMapper:
         self._listings = listings
         self._owners = _owners_by_name(listings)
         self._embedding_keys = _embedding_lookup(listings.get("embeddings", []))
+        self._loose = None
+        self._taesd = _taesd_values()
         self._combos.clear()  # choices may now point at other types
         self._resolved.clear()
         self.version += 1
@@ -313,42 +367,112 @@ class ModelMapper:
             self._raw_listings[model_type] = (raw, previous)
         return previous
 
-    def models_in(self, prompt: dict, submitted_at: float | None = None) -> set[tuple[str, str]]:
-        """(type, name) of every installed model file the prompt selects, each once.
+    def models_in(self, prompt: dict, submitted_at: float | None = None) -> Found:
+        """The installed model files the prompt names, each once: used, or referenced (switched off).
 
         A prompt that names a file this view lacks (added a moment ago) makes it re-read the folders, unless
         the view was read after the prompt was submitted (`submitted_at`, Unix seconds): a file the prompt
         names existed then, so that view already shows it. This bounds re-reads to about one per batch.
         """
         with self._lock:
-            found, missed = self._models_in(prompt)
+            found = self._models_in(prompt)
             stale = submitted_at is None or self._read_wall < submitted_at
-            if missed and stale and self._refresh():
-                found, _ = self._models_in(prompt)
-            return found
+            if found.missed and stale and self._refresh():
+                found = self._models_in(prompt)
+            return found.settled()
 
-    def _models_in(self, prompt: dict) -> tuple[set[tuple[str, str]], bool]:
-        """What the prompt selects, and whether it named a possible model file that is not in this view."""
-        found: set[tuple[str, str]] = set()
-        missed = False
+    def _models_in(self, prompt: dict) -> Found:
+        """What each node names: choices of its model inputs, names inside dict and list values, and
+        `embedding:` / `<lora:...>` in any text. Text that reaches an input through a link is a literal
+        input of the node it comes from, which is read as every node's literal inputs are."""
+        found = Found(set(), set())
         for node in prompt.values():
             if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
                 continue
             inputs = node.get("inputs")
-            if not isinstance(inputs, dict):
-                continue
-            class_type = node["class_type"]
-            combos = self._combo_inputs(class_type)
-            for input_name, value in inputs.items():
-                if not isinstance(value, str):
-                    continue  # a link [node_id, slot] or a number
-                if input_name in combos:
-                    resolved = self._resolve_cached(class_type, input_name, value, combos[input_name])
-                    missed = missed or (not resolved and self._could_be_model(value, combos[input_name]))
-                    found |= resolved
-                if "embedding:" in value:
-                    found |= self._embeddings_in(value)
-        return found, missed
+            if isinstance(inputs, dict):
+                self._node_models(node["class_type"], inputs, found)
+        return found
+
+    def _node_models(self, class_type: str, inputs: dict, found: Found) -> None:
+        """One node's files, each used or switched off by its siblings (switches.py) or its DynamicCombo.
+
+        Runs for every node of every prompt on the writer thread, so the common case (a loader's one choice)
+        costs a few dict lookups: no sibling layout for a node with one input, none made before a file is named.
+        """
+        combos = self._combo_inputs(class_type)
+        layout = False  # made only for a node that names a file; None for a node without switches of any kind
+        for input_name, value in inputs.items():
+            if isinstance(value, str):
+                combo = combos.get(input_name)
+                if combo is not None:
+                    resolved = self._resolve_cached(class_type, input_name, value, combo)
+                    if resolved:
+                        if layout is False:
+                            layout = self._layout(inputs) if len(inputs) > 1 else None
+                        off = (bool(combo.requires) and _unmet(combo.requires, inputs)) or (
+                            layout is not None and _switched_off(inputs, input_name, layout))
+                        (found.referenced if off else found.used).update(resolved)
+                    elif self._could_be_model(value, combo):
+                        found.missed = True
+                if "embedding:" in value or "<" in value:
+                    self._read_text(value, found, off=False)
+            elif isinstance(value, dict) or (isinstance(value, list) and not _names_no_file(value)):
+                if layout is False:
+                    layout = self._layout(inputs) if len(inputs) > 1 else None
+                off = layout is not None and isinstance(input_name, str) and _switched_off(inputs, input_name, layout)
+                self._read_value(value, found, off, 0, [MAX_VALUE_ITEMS])
+
+    def _layout(self, inputs: dict) -> dict[str, switches.Siblings] | None:
+        """The siblings of each entry of a node with these input names, found once per set of names; None
+        when no input name is a switch, strength or count (most loaders): nothing to read per prompt."""
+        names = tuple(inputs)
+        layout = self._layouts.get(names, False)
+        if layout is False:
+            if len(self._layouts) >= MAX_LAYOUTS:
+                self._layouts.clear()
+            layout = self._layouts[names] = {} if switches.may_switch(names) else None
+        return layout
+
+    def _read_value(self, value, found: Found, off: bool, depth: int, budget: list[int]) -> None:
+        """Model names anywhere in a dict or list value (`{"on": true, "lora": "x"}`, `{"__value__": [...]}`),
+        each switched off by its own dict's keys or any dict around it."""
+        if depth > MAX_VALUE_DEPTH:
+            return
+        if isinstance(value, dict):
+            off = off or switches.dict_off(value)
+            items = value.values()
+        else:
+            items = value
+        for item in items:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return
+            if isinstance(item, str):
+                resolved = self._resolve_loose(item)
+                if resolved:
+                    found.add(resolved, off)
+                elif os.path.splitext(item)[1].lower() in self._model_extensions:
+                    found.missed = True
+                self._read_text(item, found, off)
+            elif isinstance(item, (dict, list)):
+                self._read_value(item, found, off, depth + 1, budget)
+
+    def _read_text(self, text: str, found: Found, off: bool) -> None:
+        """`embedding:NAME` and `<lora:NAME:W>` in a text; a tag whose every weight is 0 loads nothing."""
+        if "embedding:" in text:
+            found.add(self._embeddings_in(text), off)
+        if "<" in text and "<lora:" in text.lower():
+            for name, weights in LORA_TAG.findall(text):
+                resolved = self._resolve_loose(name.strip(), only="loras")
+                found.add(resolved, off or switches.weights_off(weights[1:]))
+                if not resolved and "loras" in self._listings:
+                    found.missed = True
+
+    def known(self, keys) -> set[tuple[str, str]]:
+        """The (type, name) keys that are tracked, installed files in this view (what ComfyUI loaded may be neither)."""
+        with self._lock:
+            return {key for key in keys if key[0] in self._owners.get(key[1], ())}
 
     def _could_be_model(self, value: str, combo: ComboInput) -> bool:
         """A choice of an input that offers tracked model files, or a model-file name in an open-ended input.
@@ -390,8 +514,8 @@ class ModelMapper:
                 warn_once(f"input-types:{class_type}", "cannot read the inputs of %s (%s)", class_type, error)
                 choices = {}
             self._combos[class_type] = {
-                name: ComboInput(_rank_types(options, self._owners), open_ended=not options)
-                for name, options in choices.items()
+                name: ComboInput(_rank_types(options, self._owners), open_ended=not options, requires=requires)
+                for name, (options, requires) in choices.items()
             }
         return self._combos[class_type]
 
@@ -409,7 +533,7 @@ class ModelMapper:
         name = normalise(value)
         owners = self._owners.get(name)
         if not owners:
-            if name in TAESD_VALUES:
+            if name in self._taesd:
                 return {("vae_approx", n) for n in self._listings.get("vae_approx", []) if _is_taesd_part(n, name)}
             return set()
         if len(owners) == 1:
@@ -420,12 +544,87 @@ class ModelMapper:
         best = max(scores.values())
         return {(t, name) for t, score in scores.items() if score == best}
 
+    def _resolve_loose(self, value: str, only: str | None = None) -> tuple[tuple[str, str], ...]:
+        """The files a pack's free-form name means: as listed, without its extension, or without its
+        subfolder (`x`, `x.safetensors` and `sub/x` all find `sub/x.safetensors`); every match counts."""
+        if self._loose is None:
+            self._loose = loose_lookup(self._listings, self._model_extensions)
+        keys = self._loose.get(normalise(value), ())
+        return tuple(k for k in keys if k[0] == only) if only else keys
+
     def _embeddings_in(self, text: str) -> set[tuple[str, str]]:
         found = set()
         for reference in EMBEDDING_REF.findall(text):
             for name in self._embedding_keys.get(normalise(reference).rstrip(",").lower(), ()):
                 found.add(("embeddings", name))
         return found
+
+
+def _holds_models(model_type: str, entry, folder_paths) -> bool:
+    """Whether a folder type (name, (folders, extensions)) holds model files: see ModelMapper.model_types."""
+    if model_type in CORE_MODEL_TYPES:
+        return True
+    try:
+        folders, extensions = entry
+    except (TypeError, ValueError):
+        return False
+    if extensions:
+        return any(isinstance(e, str) and e.lower() in MODEL_EXTENSIONS for e in extensions)
+    models_dir = getattr(folder_paths, "models_dir", None)
+    return bool(models_dir and folders) and all(
+        os.path.realpath(f).startswith(os.path.realpath(models_dir) + os.sep) for f in folders)
+
+
+def _model_files_only(folder_paths, model_type: str) -> list[str]:
+    """ComfyUI's listing of a type; for a type that lists every file, only its model files."""
+    names = folder_paths.get_filename_list(model_type)
+    if model_type in CORE_MODEL_TYPES or folder_paths.folder_names_and_paths.get(model_type, ((), ()))[1]:
+        return names
+    return [n for n in names if os.path.splitext(n)[1].lower() in MODEL_EXTENSIONS]
+
+
+def _switched_off(inputs: dict, name: str, layout: dict[str, switches.Siblings]) -> bool:
+    found = layout.get(name)
+    if found is None:
+        found = layout[name] = switches.siblings(tuple(inputs), name)
+    return found is not switches.NO_SIBLINGS and switches.is_off(inputs, name, found)
+
+
+def _unmet(requires: tuple, inputs: dict) -> bool:
+    """A nested input whose DynamicCombo shows another option: ComfyUI does not read it."""
+    return bool(requires) and not any(all(inputs.get(p) == option for p, option in chain) for chain in requires)
+
+
+def _names_no_file(pair: list) -> bool:
+    """A `[node_id, output_slot]` link to another node's output (or any pair ending in a number)."""
+    return len(pair) == 2 and isinstance(pair[1], int)
+
+
+def loose_lookup(listings: dict[str, list[str]], extensions: frozenset[str] = MODEL_EXTENSIONS) -> dict[str, tuple]:
+    """Every spelling a pack may use for a listed file -> the (type, name) keys it can mean."""
+    lookup: dict[str, set[tuple[str, str]]] = {}
+    for model_type, names in listings.items():
+        for name in names:
+            base = name.rsplit("/", 1)[-1]
+            spellings = {name, base}
+            for spelling in (name, base):
+                stem, extension = os.path.splitext(spelling)
+                if extension.lower() in extensions:
+                    spellings.add(stem)
+            for spelling in spellings:
+                lookup.setdefault(spelling, set()).add((model_type, name))
+    return {spelling: tuple(sorted(keys)) for spelling, keys in lookup.items()}
+
+
+def _taesd_values() -> tuple[str, ...]:
+    """The image-decoder names ComfyUI's VAELoader offers for pairs of files in vae_approx."""
+    try:
+        import nodes
+
+        values = getattr(nodes.VAELoader, "image_taes", None)
+    except Exception:  # outside ComfyUI, or a ComfyUI without the class
+        values = None
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, (list, tuple)) else TAESD_VALUES
 
 
 def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset[str]:
@@ -436,24 +635,62 @@ def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset
     return frozenset(e.lower() for e in extensions)
 
 
-def _choice_inputs(spec) -> dict[str, list[str]]:
-    """Input name -> offered strings, for inputs declared as a list (V1) or as "COMBO" with options (V1/V3)."""
-    choices = {}
+def _choice_inputs(spec, prefix: str = "", chain: tuple = (), depth: int = 0) -> dict[str, tuple[list[str], tuple]]:
+    """Input name -> (offered strings, conditions), for inputs declared as a list (V1) or as "COMBO" with
+    options (V1/V3), and for those nested in V3 dynamic inputs under the dotted names a prompt gives them
+    (comfy_api/latest/_io.py: DynamicCombo `parent.child` while the parent shows that option, DynamicGroup
+    `group.<row>.field`, DynamicSlot `slot.child`). Autogrow inputs are sockets only: no choices.
+
+    The conditions are alternatives, each a chain of (input, option) pairs that must all hold; `()` is none.
+    """
+    choices: dict[str, tuple[list[str], tuple]] = {}
     for section in ("required", "optional"):
         declared = spec.get(section) if isinstance(spec, dict) else None
-        for name, declaration in (declared or {}).items():
+        for name, declaration in (declared or {}).items() if isinstance(declared, dict) else ():
             if not isinstance(declaration, (tuple, list)) or not declaration:
                 continue
-            kind = declaration[0]
+            kind, full = declaration[0], f"{prefix}{name}"
+            extra = declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
             if isinstance(kind, (list, tuple)):
                 options = kind
             elif kind == "COMBO":
-                extra = declaration[1] if len(declaration) > 1 and isinstance(declaration[1], dict) else {}
                 options = extra.get("options") or []
             else:
+                if depth < MAX_VALUE_DEPTH:
+                    for nested, (offered, requires) in _dynamic_choices(kind, extra, full, chain, depth + 1).items():
+                        _merge_choice(choices, nested, offered, requires)
                 continue
-            choices[name] = [normalise(o) for o in options if isinstance(o, str)]
+            _merge_choice(choices, full, [normalise(o) for o in options if isinstance(o, str)], (chain,) if chain else ())
     return choices
+
+
+def _merge_choice(choices: dict, name: str, offered: list[str], requires: tuple) -> None:
+    """One input name offered under several DynamicCombo options: any of their conditions lets ComfyUI read it."""
+    if name in choices:
+        known, earlier = choices[name]
+        seen = set(known)
+        offered = known + [o for o in offered if o not in seen]
+        requires = earlier + requires if earlier and requires else ()
+    choices[name] = (offered, requires)
+
+
+def _dynamic_choices(kind, extra: dict, full: str, chain: tuple, depth: int) -> dict[str, tuple[list[str], tuple]]:
+    """The choice inputs nested in one V3 dynamic input, as ComfyUI's `_expand_schema_for_dynamic` names them."""
+    found: dict[str, tuple[list[str], tuple]] = {}
+    nested: list[tuple] = []  # (spec, prefix, chain)
+    if kind == "COMFY_DYNAMICCOMBO_V3":
+        nested = [(o.get("inputs"), f"{full}.", (*chain, (full, o["key"])))
+                  for o in extra.get("options") or [] if isinstance(o, dict) and isinstance(o.get("key"), str)]
+    elif kind == "COMFY_DYNAMICGROUP_V3":
+        rows = extra.get("max", MAX_GROUP_ROWS)
+        rows = min(rows, MAX_GROUP_ROWS) if isinstance(rows, int) else MAX_GROUP_ROWS
+        nested = [(extra.get("template"), f"{full}.{row}.", chain) for row in range(rows)]
+    elif kind == "COMFY_DYNAMICSLOT_V3":
+        nested = [(extra.get("inputs"), f"{full}.", chain)]
+    for spec, prefix, conditions in nested:
+        for name, (offered, requires) in _choice_inputs(spec, prefix, conditions, depth).items():
+            _merge_choice(found, name, offered, requires)
+    return found
 
 
 def _rank_types(options: list[str], owners: dict[str, tuple[str, ...]]) -> tuple[tuple[str, int], ...]:

@@ -4,9 +4,12 @@ Why a module of its own: it is the only part of the extension that reaches into 
 Three things live here:
 
 - `LoadWatch` learns which file each loaded model came from and how long loading took. It wraps a few of
-  ComfyUI's functions (`folder_paths.get_full_path`, `comfy.utils.load_torch_file`, `ModelPatcher.__init__`,
-  `model_management.load_models_gpu`); every wrapper calls the original with the same arguments and returns
-  or raises exactly what it did, and our part runs in a guard that logs once and never raises.
+  ComfyUI's functions (`folder_paths.get_full_path` and `get_full_path_or_raise`, `comfy.utils.load_torch_file`,
+  `ModelPatcher.__init__`, `model_management.load_models_gpu`); every wrapper calls the original with the same
+  arguments and returns or raises exactly what it did, and our part runs in a guard that logs once and never
+  raises. It is also the second witness of use: every model file ComfyUI resolves or reads while a node of a
+  prompt executes is reported as loaded by that prompt (`on_used`). Calls outside a node's execution (the
+  extension's own listing, sizes and hashing, ComfyUI's validation) have no executing prompt and never count.
 - `UnloadPolicy` is pure arithmetic: a model's idle timeout (per kind, per-model override, night window) and
   when the next unload is due. Unit tests drive it with their own clock.
 - `MemoryManager` reads ComfyUI's list of loaded models and, once ComfyUI has been idle past the shortest due
@@ -21,6 +24,7 @@ timeout unloads everything (the per-kind timeouts decide when, not what).
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 import weakref
@@ -204,7 +208,12 @@ class LoadWatch:
         self._clock = clock
         self.on_load = on_load
         """Called with ((type, name), seconds, at) for each load of a known file, on ComfyUI's worker thread."""
+        self.on_used: Callable[[str, tuple[str, str]], None] | None = None
+        """Called with (prompt id, (type, name)) once per file a running prompt resolves or reads (worker thread)."""
+        self._witnessed: tuple[object, set] = (None, set())  # (prompt id, files reported for it)
+        self._executing = _executing_context_reader()  # the node running on this thread, if any
         self._paths: dict[str, tuple[str, str]] = {}
+        self._keys: dict[tuple, tuple[str, str]] = {}  # (folder name, file name) as called -> (type, name)
         self._last_read = threading.local()
         self._origins: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model object -> Origin
         self._loads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model object -> LoadRecord
@@ -219,6 +228,7 @@ class LoadWatch:
         import folder_paths
 
         wrap(folder_paths, "get_full_path", None, self._after_resolve)
+        wrap(folder_paths, "get_full_path_or_raise", None, self._after_resolve)
         wrap(comfy.utils, "load_torch_file", None, self._after_read)
         wrap(comfy.model_patcher.ModelPatcher, "__init__", None, self._after_patcher)
         wrap(comfy.model_management, "load_models_gpu", self._before_load, self._after_load)
@@ -226,24 +236,53 @@ class LoadWatch:
     # ---- the wrappers' halves (ComfyUI's threads)
 
     def _after_resolve(self, _state, full_path, _seconds, *args, **kwargs) -> None:
-        folder_name, filename = _arguments(args, kwargs, "folder_name", "filename")
-        if isinstance(full_path, str) and isinstance(folder_name, str) and isinstance(filename, str):
+        """Remember which file a path is, and witness it for the running prompt. Runs on every resolve, so
+        the (folder, name) -> key work is done once per name, not per call."""
+        if not isinstance(full_path, str):
+            return
+        names = (args[0], args[1]) if len(args) >= 2 else _arguments(args, kwargs, "folder_name", "filename")
+        key = self._keys.get(names)
+        if key is None:
+            folder_name, filename = names
+            if not isinstance(folder_name, str) or not isinstance(filename, str):
+                return
             import folder_paths
 
+            if len(self._keys) >= MAX_KNOWN_PATHS:
+                self._keys.clear()
             canonical = getattr(folder_paths, "map_legacy", lambda n: n)(folder_name)
-            if len(self._paths) >= MAX_KNOWN_PATHS:
-                self._paths.clear()
-            self._paths[full_path] = (canonical, normalise(filename))
+            key = self._keys[names] = (canonical, normalise(filename))
+        if len(self._paths) >= MAX_KNOWN_PATHS:
+            self._paths.clear()
+        self._paths[full_path] = key
+        if self.on_used is not None:
+            self._witness((key,))
 
     def _after_read(self, _state, _result, seconds, *args, **kwargs) -> None:
         (ckpt,) = _arguments(args, kwargs, "ckpt")
         key = self._paths.get(ckpt) if isinstance(ckpt, str) else None
-        self._last_read.value = (_executing_node(), Origin(key, seconds) if key else None)
+        executing = self._executing()
+        self._last_read.value = (executing, Origin(key, seconds) if key else None)
+        if executing is not None and key is None and isinstance(ckpt, str):
+            self._witness(_keys_of_path(ckpt))  # a file a node found by itself, without get_full_path
+
+    def _witness(self, keys) -> None:
+        """Report files resolved or read by the prompt executing on this thread, each once per prompt."""
+        executing = self._executing() if self.on_used is not None else None
+        if executing is None:
+            return
+        prompt_id, seen = self._witnessed
+        if prompt_id != executing[0]:
+            prompt_id, seen = self._witnessed = (executing[0], set())
+        for key in keys:
+            if key not in seen:
+                seen.add(key)
+                self.on_used(prompt_id, key)
 
     def _after_patcher(self, _state, _result, _seconds, patcher, *args, **kwargs) -> None:
         model = patcher.model
         last = getattr(self._last_read, "value", None)
-        if model is None or last is None or last[1] is None or last[0] != _executing_node():
+        if model is None or last is None or last[1] is None or last[0] != self._executing():
             return
         with self._lock:
             self._origins.setdefault(model, last[1])
@@ -314,14 +353,34 @@ def _arguments(args: tuple, kwargs: dict, *names: str) -> tuple:
     return tuple(args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names))
 
 
-def _executing_node():
-    """(prompt id, node id) of the node running on this thread, or None outside a node (or an older ComfyUI)."""
+def _executing_context_reader() -> Callable[[], tuple | None]:
+    """A function answering: (prompt id, node id) of the node running on this thread, or None outside a node
+    (or in a ComfyUI without execution contexts). ComfyUI's import is done once: it runs on every resolve."""
     try:
         from comfy_execution.utils import get_executing_context
     except ImportError:
-        return None
-    context = get_executing_context()
-    return (context.prompt_id, context.node_id) if context is not None else None
+        return lambda: None
+
+    def executing():
+        context = get_executing_context()
+        return (context.prompt_id, context.node_id) if context is not None else None
+
+    return executing
+
+
+def _keys_of_path(path: str) -> list[tuple[str, str]]:
+    """(type, name) of a file by the folders ComfyUI lists for each type (every type whose folder holds it)."""
+    import folder_paths
+
+    canonical = getattr(folder_paths, "map_legacy", lambda n: n)
+    real = os.path.realpath(path)
+    keys = []
+    for model_type, (folders, _extensions) in list(folder_paths.folder_names_and_paths.items()):
+        for folder in folders:
+            root = os.path.realpath(folder)
+            if real.startswith(root + os.sep):
+                keys.append((canonical(model_type), normalise(os.path.relpath(real, root))))
+    return keys
 
 
 def _size(entry) -> int:
@@ -500,6 +559,7 @@ def start_memory(prompt_server, writer) -> MemoryManager | None:
     """Watch loads and run idle unload; None (with one log line) where ComfyUI's model management differs."""
     try:
         watch = LoadWatch()
+        watch.on_used = writer.on_loaded
         manager = MemoryManager(watch, prompt_server.prompt_queue)
         watch.install()
     except Exception as error:

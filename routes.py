@@ -21,7 +21,7 @@ from . import disk, duplicates, exports, outputs
 from .access import Access, is_loopback, listens_beyond_loopback, split_host
 from .actions.decisions import Decisions
 from .actions.moves import ActionRefused
-from .evidence import EvidenceSource, mark_rows
+from .evidence import EvidenceSource, mark_rows, mark_witnesses, with_switched_off
 from .jobs import Job
 from .logs import warn_once
 from .memory import UNLOAD_FIELDS, UNLOAD_GROUP, MemoryManager, check_override, kind_of
@@ -411,13 +411,16 @@ class StatsApi:
         infos = disk.stat_listing(installed, _full_path)
         same_file = {**models.same_file_keys(), **disk.identities(infos)}  # every name of one file shares its usage
         evidence, references, kept = self.evidence.for_models(installed) if self.evidence else ({}, {}, set())
+        switched_off_in = store.reference_rows()
         report = model_report(
-            store.model_rows(), installed, first, store.now(), same_file, thresholds, view, store.totals("model", view), evidence,
+            store.model_rows(), installed, first, store.now(), same_file, thresholds, view, store.totals("model", view),
+            with_switched_off(evidence, switched_off_in),
         )
         for section in report:
             mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
         disk.attach_sizes(report, infos)
         _attach_load_stats(report, store.load_rows())
+        mark_witnesses(report, store.witness_rows(), switched_off_in)
         return report
 
     def _export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:

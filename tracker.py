@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Mapping
@@ -237,12 +237,39 @@ def _migration_5_model_loads(db: sqlite3.Connection) -> None:
 def _migration_6_decisions_leave_the_database(db: sqlite3.Connection) -> None:
     """The keep list, the quarantine manifest and the actions log move to journals beside the files they
     describe (actions/), so a corrupt database can no longer strand a quarantined file or forget a pin. Their
-    tables wait under legacy_ names until the journals have taken them over (`take_legacy_decisions`)."""
+    tables wait under legacy_ names until the journals have taken them over (`legacy_decisions`)."""
     for table in LEGACY_DECISION_TABLES:
         db.execute(f"ALTER TABLE {table} RENAME TO legacy_{table}")
 
 
 LEGACY_DECISION_TABLES = ("keep_list", "quarantine", "actions_log")
+
+def _migration_7_witnesses(db: sqlite3.Connection) -> None:
+    """Which witness saw each model used, and the prompts that named a model but switched it off.
+
+    `in_prompt` counts prompts whose inputs select the file; `loaded` counts prompts during which ComfyUI
+    resolved or read it (memory.py); a file only the run saw still counts in `count`. Counts from before
+    this version came from the prompts alone. `model_references` is never a use: it only keeps a file
+    out of safe_to_remove.
+    """
+    _execute_statements(
+        db,
+        """
+        ALTER TABLE model_usage ADD COLUMN in_prompt INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE model_usage ADD COLUMN loaded INTEGER NOT NULL DEFAULT 0;
+        UPDATE model_usage SET in_prompt = count;
+
+        CREATE TABLE model_references (
+            model_type TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            count      INTEGER NOT NULL DEFAULT 0,  -- accepted prompts naming it switched off, not loaded
+            first_seen INTEGER NOT NULL,
+            last_seen  INTEGER NOT NULL,
+            PRIMARY KEY (model_type, model_name)
+        ) WITHOUT ROWID;
+        """,
+    )
+
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1_initial,
@@ -251,6 +278,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_4_decisions,
     _migration_5_model_loads,
     _migration_6_decisions_leave_the_database,
+    _migration_7_witnesses,
 ]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 
@@ -362,6 +390,7 @@ class PromptUse:
     models: frozenset[tuple[str, str]] = frozenset()  # (model_type, model_name)
     user: str = DEFAULT_USER
     accepted: bool = True  # False: ComfyUI's validation refused it (HTTP 400), so nothing in it was used
+    referenced: frozenset[tuple[str, str]] = frozenset()  # named but switched off: never a use
 
     def daily_keys(self) -> list[tuple[str, int, str, str]]:
         """(kind, day, item, user): the key of every daily row this prompt counts in, each once."""
@@ -383,6 +412,7 @@ class Outcome:
     result: str  # one of RESULTS
     exec_ms: int | None = None
     cached_nodes: int | None = None
+    loaded: frozenset[tuple[str, str]] = frozenset()  # model files ComfyUI resolved or read while it ran
 
 
 def model_key(model_type: str, model_name: str) -> str:
@@ -487,22 +517,30 @@ class UsageStore:
                 [(ct, batch.packages[ct], *entry) for ct, entry in nodes.items()],
             )
             db.executemany(
-                """INSERT INTO model_usage (model_type, model_name, count, first_seen, last_seen)
-                   VALUES (?, ?, ?, ?, ?)
+                """INSERT INTO model_usage (model_type, model_name, count, first_seen, last_seen, in_prompt)
+                   VALUES (?, ?, ?, ?, ?, ?3)
                    ON CONFLICT (model_type, model_name) DO UPDATE SET
-                       count = count + excluded.count,
+                       count = count + excluded.count, in_prompt = in_prompt + excluded.count,
                        first_seen = MIN(first_seen, excluded.first_seen),
                        last_seen = MAX(last_seen, excluded.last_seen)""",
                 [(*item.split("/", 1), *entry) for item, entry in models.items()],
             )
             db.executemany(_DAILY_UPSERT, batch.daily_rows())
+            if batch.referenced:
+                db.executemany(_REFERENCE_UPSERT, [(t, n, *entry) for (t, n), entry in batch.referenced.items()])
         self.version += 1
         return list(range(last_id - len(uses) + 1, last_id + 1))
 
     def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
-        """Apply how prompts ended to their log rows and to the daily rows of every item they used."""
+        """Apply how prompts ended to their log rows and to the daily rows of every item they used.
+
+        The files ComfyUI loaded while a prompt ran are the second witness: each counts as used by that
+        prompt (once, whether or not its inputs named it), and loaded wins over switched off.
+        """
         outcomes = list(outcomes)
         with atomic(self._db) as db:
+            _record_loaded(db, [o for o in outcomes if o.loaded])
+            outcomes = [_with_loaded(o) for o in outcomes]
             db.executemany(
                 "UPDATE prompt_log SET outcome = ?, exec_ms = ?, cached_nodes = ? WHERE id = ?",
                 [(o.result, o.exec_ms, o.cached_nodes, o.row_id) for o in outcomes],
@@ -528,7 +566,7 @@ class UsageStore:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
         with atomic(self._db) as db:
             for table in ("node_usage", "prompt_log", "daily", "model_usage", "package_inventory", "model_inventory",
-                          "imported_prompts", "model_loads"):
+                          "imported_prompts", "model_loads", "model_references"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
@@ -609,6 +647,19 @@ class UsageStore:
         return self._reader().execute(
             "SELECT model_type, model_name, count, first_seen, last_seen FROM model_usage"
         ).fetchall()
+
+    def witness_rows(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(type, name) -> (prompts whose inputs selected it, prompts during which ComfyUI loaded it)."""
+        rows = self._reader().execute("SELECT model_type, model_name, in_prompt, loaded FROM model_usage")
+        return {(t, n): (in_prompt, loaded) for t, n, in_prompt, loaded in rows}
+
+    def reference_rows(self) -> dict[tuple[str, str], tuple[int, int, bool]]:
+        """(type, name) -> (prompts naming it switched off, the last of them, whether it was ever used)."""
+        rows = self._reader().execute(
+            """SELECT r.model_type, r.model_name, r.count, r.last_seen, u.count IS NOT NULL AND u.count > 0
+               FROM model_references r LEFT JOIN model_usage u USING (model_type, model_name) WHERE r.count > 0"""
+        )
+        return {(t, n): (count, last, bool(used)) for t, n, count, last, used in rows}
 
     def package_first_installed(self) -> dict[str, int]:
         return dict(self._reader().execute("SELECT package, first_installed FROM package_inventory"))
@@ -808,6 +859,43 @@ _DAILY_UPSERT = """
 """
 """Adds one batch's counts to a daily row (NULL times are 'none yet', so MIN/MAX skip them)."""
 
+_REFERENCE_UPSERT = """
+    INSERT INTO model_references (model_type, model_name, count, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (model_type, model_name) DO UPDATE SET
+        count = count + excluded.count,
+        first_seen = MIN(first_seen, excluded.first_seen),
+        last_seen = MAX(last_seen, excluded.last_seen)
+"""
+
+
+def _with_loaded(outcome: Outcome) -> Outcome:
+    """The outcome with the files ComfyUI loaded counted among the prompt's models (its daily rows included)."""
+    if not outcome.loaded <= outcome.use.models:
+        return replace(outcome, use=replace(outcome.use, models=outcome.use.models | outcome.loaded))
+    return outcome
+
+
+def _record_loaded(db: sqlite3.Connection, outcomes: list[Outcome]) -> None:
+    """The runtime witness of prompts already written: files only the run saw become uses of that prompt,
+    every loaded file gains a `loaded` prompt, and one switched off in the prompt is no longer referenced by it.
+    """
+    for outcome in outcomes:
+        use = outcome.use
+        new = outcome.loaded - use.models
+        day = use.ts // DAY
+        db.executemany(
+            """INSERT INTO model_usage (model_type, model_name, count, first_seen, last_seen) VALUES (?, ?, 1, ?, ?)
+               ON CONFLICT (model_type, model_name) DO UPDATE SET count = count + 1,
+                   first_seen = MIN(first_seen, excluded.first_seen), last_seen = MAX(last_seen, excluded.last_seen)""",
+            [(t, n, use.ts, use.ts) for t, n in new],
+        )
+        db.executemany(_DAILY_UPSERT, [("model", day, model_key(t, n), use.user, 1, 0, 0, 0, 0, 0, use.ts, use.ts)
+                                       for t, n in new])
+        db.executemany("UPDATE model_usage SET loaded = loaded + 1 WHERE model_type = ? AND model_name = ?",
+                       list(outcome.loaded))
+        db.executemany("UPDATE model_references SET count = count - 1 WHERE model_type = ? AND model_name = ?",
+                       list(outcome.loaded & use.referenced))
+
 
 class _BatchCounts:
     """A batch of prompts summed per daily key (kind, day, item, user): the daily rows, and from them the
@@ -822,6 +910,7 @@ class _BatchCounts:
         ordered = sorted(uses, key=lambda use: use.ts)
         self.prompts, self.rejected, self.first, self.last = Counter(), Counter(), {}, {}
         self.packages: dict[str, str] = {}  # class_type -> its pack in the latest prompt, as row by row
+        self.referenced: dict[tuple[str, str], list[int]] = {}  # (type, name) -> [prompts, first ts, last ts]
         accepted = []
         for use in ordered:
             keys = use.daily_keys()
@@ -830,6 +919,9 @@ class _BatchCounts:
                 self.last.update(dict.fromkeys(keys, use.ts))
                 self.packages.update(use.nodes)
                 accepted.append((use.ts, keys))
+                for key in use.referenced:  # rare: only prompts that switch a named file off
+                    entry = self.referenced.setdefault(key, [0, use.ts, use.ts])
+                    entry[0], entry[2] = entry[0] + 1, use.ts
             else:
                 self.rejected.update(keys)
         for ts, keys in reversed(accepted):
@@ -903,6 +995,7 @@ def _import_legacy_tables(db: sqlite3.Connection) -> dict[str, int]:
     if "model_usage" in tables:
         rows = db.execute("SELECT model_type, model_name, count, first_seen, last_seen FROM legacy.model_usage").fetchall()
         counts["models"] = _merge_usage(db, "model_usage", ("model_type", "model_name"), rows, key_size=2)
+        db.execute("UPDATE model_usage SET in_prompt = count")  # a new database: Node Stats read prompts alone
     if "prompt_log" in tables:
         stamps = [_parse_iso(r[0]) for r in db.execute("SELECT timestamp FROM legacy.prompt_log ORDER BY id")]
         stamps = [ts for ts in stamps if ts is not None]

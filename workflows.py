@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .files import open_regular
 from .logs import warn_once
-from .mapper import normalise
+from .mapper import LORA_TAG, loose_lookup, normalise
 
 MAX_WORKFLOW_BYTES = 32 * 1024 * 1024
 """A saved workflow larger than this is not read (a real one is kilobytes; this bounds memory and time)."""
@@ -60,6 +60,8 @@ def _walk(data, node_types: set[str], values: set[str], depth: int) -> None:
             _walk(value, node_types, values, depth + 1)
     elif isinstance(data, str) and 0 < len(data) <= 1024:
         values.add(normalise(data))
+        if "<lora:" in data.lower():
+            values.update(normalise(name.strip()) for name, _weights in LORA_TAG.findall(data))
 
 
 class SavedWorkflows:
@@ -133,12 +135,10 @@ def _read(path: str, size: int) -> Uses:
 
 
 def model_references(workflows: dict[str, Uses], installed: dict[str, list[str]]) -> dict[tuple[str, str], list[str]]:
-    """(type, name) -> the workflows naming it. A name listed under several types counts for each: when
-    a workflow could mean either file, both are needed."""
-    by_name: dict[str, list[tuple[str, str]]] = {}
-    for model_type, names in installed.items():
-        for name in names:
-            by_name.setdefault(name, []).append((model_type, name))
+    """(type, name) -> the workflows naming it, as listed or as packs spell it (without its extension or its
+    subfolder). A name that may mean files of several types counts for each: when a workflow could mean
+    either file, both are needed."""
+    by_name = loose_lookup(installed)
     references: dict[tuple[str, str], list[str]] = {}
     for shown, uses in workflows.items():
         for value in uses.values:

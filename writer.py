@@ -8,6 +8,7 @@ import) is a task on the same thread, so there is exactly one writer and SQLite 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import sqlite3
@@ -77,6 +78,12 @@ class _Submitted:
 class _Verdict:
     prompt_id: str
     accepted: bool
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    prompt_id: str
+    key: tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -153,19 +160,22 @@ class Writer:
         self._awaiting_verdict: OrderedDict[str, tuple[float, PromptUse]] = OrderedDict()
         self._running: OrderedDict[str, tuple[PromptUse, int]] = OrderedDict()  # prompt id -> (use, log row)
         self._finished: dict[str, Finished] = {}  # outcomes whose prompt is not written yet
+        self._loaded: OrderedDict[str, set] = OrderedDict()  # prompt id -> files ComfyUI loaded while it ran
+        self._spellings: dict[str, str] = {}  # class_type -> storable(class_type)
 
     # ---- the hook (event loop)
 
     def on_prompt(self, json_data):
         """ComfyUI's on_prompt handler: enqueue the prompt and hand back exactly what came in.
 
-        A prompt without an id gets the uuid4 ComfyUI would have given it, so its outcome can be matched later.
+        A prompt without an id (the key missing, or null) gets the uuid4 ComfyUI would have given it, so its
+        outcome can be matched later; ComfyUI then uses that id (the newest one mints one for null as well).
         """
         try:
             if self._accepting and self.config["tracking"]:
                 prompt = json_data.get("prompt")
                 if isinstance(prompt, dict):
-                    if "prompt_id" not in json_data:
+                    if json_data.get("prompt_id") is None:
                         json_data["prompt_id"] = str(uuid.uuid4())
                     submission = current_submission.get()
                     prompt_id = str(json_data["prompt_id"])
@@ -189,6 +199,11 @@ class Writer:
         """An accepted prompt ended (called on ComfyUI's worker thread)."""
         if self.config["tracking"]:
             self._put_quietly(finished)
+
+    def on_loaded(self, prompt_id: str, key: tuple[str, str]) -> None:
+        """ComfyUI resolved or read a model file while this prompt ran (memory.LoadWatch, worker thread)."""
+        if self.config["tracking"]:
+            self._put_quietly(_Loaded(str(prompt_id), key))
 
     def _put_quietly(self, message) -> None:
         try:
@@ -261,6 +276,7 @@ class Writer:
         self._awaiting_verdict.clear()
         self._running.clear()
         self._finished.clear()
+        self._loaded.clear()
 
     def apply_config(self, values: dict) -> None:
         """Make `values` the settings in force: the hook, the tracked model types and retention follow at once."""
@@ -335,12 +351,21 @@ class Writer:
             waiting = self._awaiting_verdict.pop(item.prompt_id, None)
             if waiting is not None:  # it ran, so ComfyUI accepted it, whatever the verdict message says later
                 self._hold(item.prompt_id, waiting[1])
-            if item.prompt_id in self._running or any(prompt_id == item.prompt_id for prompt_id, _ in self._pending):
+            if self._knows(item.prompt_id):
                 self._finished[item.prompt_id] = item  # else a prompt we never saw: queued by other code
+        elif isinstance(item, _Loaded):
+            if self._knows(item.prompt_id) or item.prompt_id in self._awaiting_verdict:
+                self._loaded.setdefault(item.prompt_id, set()).add(item.key)
+                while len(self._loaded) > TRACKED_OUTCOMES:
+                    self._loaded.popitem(last=False)
         else:
             backoff = self._write(store, backoff)
             _run_task(store, *item)
         return backoff
+
+    def _knows(self, prompt_id: str) -> bool:
+        """A prompt the writer recorded or holds, whose outcome it waits for."""
+        return prompt_id in self._running or any(p == prompt_id for p, _ in self._pending)
 
     def _hold(self, prompt_id: str, use: PromptUse) -> None:
         if len(self._pending) < PENDING_LIMIT:
@@ -448,7 +473,8 @@ class Writer:
         if not ready:
             return
         outcomes = [Outcome(*self._running[p], self._finished[p].result, self._finished[p].exec_ms,
-                            self._finished[p].cached_nodes) for p in ready]
+                            self._finished[p].cached_nodes, frozenset(self.models.known(self._loaded.pop(p, ()))))
+                    for p in ready]
         store.record_outcomes(outcomes)
         for prompt_id in ready:
             del self._running[prompt_id], self._finished[prompt_id]
@@ -461,16 +487,28 @@ class Writer:
         """What one prompt used. Runs on the writer thread; a failure costs that prompt's details, nothing else."""
         nodes: dict[str, str] = {}
         models: set = set()
+        referenced: set = set()
         try:
             package_of = self.packages.packages_by_class()  # once per prompt, not per node
             for node in list(submitted.prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str):
-                    nodes.setdefault(storable(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
-            models = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
+                    nodes.setdefault(self._spelled(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
+            found = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
+            models, referenced = found.used, found.referenced
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)
-        return PromptUse(int(submitted.ts), nodes, frozenset(models), storable(submitted.user), submitted.accepted is not False)
+        return PromptUse(int(submitted.ts), nodes, frozenset(models), storable(submitted.user), submitted.accepted is not False,
+                         frozenset(referenced))
+
+    def _spelled(self, class_type: str) -> str:
+        """storable(class_type), remembered: the same few node types come in every prompt."""
+        spelled = self._spellings.get(class_type)
+        if spelled is None:
+            if len(self._spellings) >= QUEUE_SIZE:
+                self._spellings.clear()
+            spelled = self._spellings[class_type] = storable(class_type)
+        return spelled
 
     def _note_installed(self, store: UsageStore) -> None:
         """Record first sightings of what is installed now, so never-used items age from today, not earlier."""
@@ -495,7 +533,7 @@ def _is_urgent(item) -> bool:
 
 
 def _with_verdict(use: PromptUse, accepted: bool) -> PromptUse:
-    return PromptUse(use.ts, use.nodes, use.models, use.user, accepted)
+    return dataclasses.replace(use, accepted=accepted)
 
 
 def _run_task(store: UsageStore, task: Callable[[UsageStore], object], future: Future) -> None:

@@ -140,6 +140,41 @@ def bench_hook(quick: bool) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
+def bench_wrapper(quick: bool) -> None:
+    """What LoadWatch's wrapper of folder_paths.get_full_path adds to each call (the runtime witness)."""
+    from usage_stats.memory import LoadWatch, wrap
+
+    base = Path(tempfile.mkdtemp(prefix="bench-wrapper-"))
+    original = fake_comfy(base).get_full_path
+    calls = 20_000 if quick else 200_000
+    watch = LoadWatch()
+    watch.on_used = lambda prompt_id, key: None
+    executing = {"now": None}
+    watch._executing = lambda: executing["now"]
+
+    def per_call(function) -> float:
+        start = time.perf_counter()
+        for _ in range(calls // 10):
+            function("checkpoints", "ckpt.safetensors")
+        return (time.perf_counter() - start) / (calls // 10) * 1e6
+
+    holder = types.SimpleNamespace(get_full_path=original)  # wrapped as LoadWatch.install wraps folder_paths
+    wrap(holder, "get_full_path", None, watch._after_resolve)
+    runs: dict[str, list[float]] = {"raw": [], "outside": [], "inside": []}
+    try:
+        for _ in range(10):  # interleaved, so load from other jobs falls on all three alike
+            executing["now"] = None
+            runs["raw"].append(per_call(original))
+            runs["outside"].append(per_call(holder.get_full_path))
+            executing["now"] = ("bench-prompt", "1")
+            runs["inside"].append(per_call(holder.get_full_path))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    raw, outside, inside = (statistics.median(runs[name]) for name in ("raw", "outside", "inside"))
+    row("1 hook", f"get_full_path wrapper, added per call ({calls:,} calls; the call itself {raw:.2f} µs)",
+        f"{outside - raw:.2f} µs outside a prompt, {inside - raw:.2f} µs while a prompt runs", "no measurable cost")
+
+
 def bench_ingest(quick: bool) -> None:
     base = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     fake_comfy(base)
@@ -477,7 +512,7 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (CI-like, a few minutes)")
-    parser.add_argument("--only", default="", help="comma-separated sections: hook,ingest,storage,import,post,reads")
+    parser.add_argument("--only", default="", help="comma-separated sections: hook,wrapper,ingest,storage,import,post,reads")
     parser.add_argument("--output", help="also write the table (Markdown) to this file")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -487,6 +522,8 @@ def main() -> int:
     try:
         if want("hook"):
             bench_hook(args.quick)
+        if want("wrapper"):
+            bench_wrapper(args.quick)
         if want("ingest"):
             bench_ingest(args.quick)
         history = bench_storage(args.quick, workdir) if want("storage") or want("reads") else None

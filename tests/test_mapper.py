@@ -27,7 +27,7 @@ def node(class_type, **inputs):
 
 def found(mapper, *nodes):
     mapper.refresh()
-    return mapper.models_in({str(i): n for i, n in enumerate(nodes)})
+    return mapper.models_in({str(i): n for i, n in enumerate(nodes)}).used
 
 
 def test_a_v1_list_input_records_the_selected_file(models):
@@ -87,7 +87,7 @@ def test_a_prompt_naming_a_file_the_view_lacks_reads_the_folders_again_at_once(m
     assert models.refresh(max_age=60) is False  # a young view is kept: no stat calls
     place_file(fake_comfy.models / "checkpoints" / "just_added.safetensors")
     prompt = {"1": node("CheckpointLoaderSimple", ckpt_name="just_added.safetensors")}
-    assert models.models_in(prompt) == {("checkpoints", "just_added.safetensors")}
+    assert models.models_in(prompt).used == {("checkpoints", "just_added.safetensors")}
 
 
 def test_a_lora_choice_never_makes_the_mapper_read_the_folders_again(models, monkeypatch):
@@ -96,7 +96,7 @@ def test_a_lora_choice_never_makes_the_mapper_read_the_folders_again(models, mon
     monkeypatch.setattr(models, "_refresh", lambda: reads.append(1) or False)
     prompt = {"1": node("LoraLoader", lora_name="l.safetensors", model=["2", 0], strength_model=1.0),
               "2": node("CheckpointLoaderSimple", ckpt_name="a.safetensors")}
-    assert models.models_in(prompt) == {("checkpoints", "a.safetensors")}
+    assert models.models_in(prompt).used == {("checkpoints", "a.safetensors")}
     assert reads == []
 
 

@@ -50,3 +50,14 @@ def tiny_vae(path: Path, latent_channels: int = 4) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     return path
+
+
+def tiny_weights(path: Path, seed: int = 0) -> Path:
+    """A real safetensors file of a few random weights: ComfyUI's `load_torch_file` reads it like any model."""
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": torch.randn(4, 4)}, str(path))
+    return path

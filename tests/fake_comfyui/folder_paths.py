@@ -2,7 +2,9 @@
 
 Same names and rules as the real module where the extension depends on them: the default folder types
 and their directories, alias folding, recursive listing with `.git` skipped and extensions matched
-case-insensitively, and the cache that stays valid while no directory mtime changes.
+case-insensitively, and the cache that stays valid while no directory mtime changes. It also registers the
+two folder types of the newest folder_paths.py (Comfy-Org/ComfyUI) that hold no models: `datasets` (an empty
+extension set, so every file is listed) and `fonts` (.ttf, .otf), both under the base directory.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors
 folder_names_and_paths: dict[str, tuple[list[str], set[str]]] = {}
 filename_list_cache: dict[str, tuple[list[str], dict[str, float]]] = {}
 _base = ""
+models_dir = ""
 
 _DEFAULT_TYPES = {
     "checkpoints": ["checkpoints"],
@@ -38,15 +41,17 @@ _DEFAULT_TYPES = {
 
 def configure(base) -> None:
     """Point every folder type at `<base>/models/...` and `<base>/custom_nodes`, as ComfyUI does at start."""
-    global _base
+    global _base, models_dir
     _base = str(base)
     folder_names_and_paths.clear()
     filename_list_cache.clear()
-    models = os.path.join(_base, "models")
+    models = models_dir = os.path.join(_base, "models")
     for name, folders in _DEFAULT_TYPES.items():
         extensions = {".yaml"} if name == "configs" else set(supported_pt_extensions)
         folder_names_and_paths[name] = ([os.path.join(models, f) for f in folders], extensions)
     folder_names_and_paths["custom_nodes"] = ([os.path.join(_base, "custom_nodes")], set())
+    folder_names_and_paths["datasets"] = ([os.path.join(_base, "datasets")], set())
+    folder_names_and_paths["fonts"] = ([os.path.join(_base, "fonts")], {".ttf", ".otf"})
 
 
 def map_legacy(folder_name: str) -> str:

@@ -23,9 +23,15 @@ class CheckpointLoaderSimple:
 
 
 class VAELoader:
+    """As the newest nodes.VAELoader: `image_taes` names the decoders offered for encoder/decoder file pairs."""
+
+    image_taes = ["taesd", "taesdxl", "taesd3", "taef1", "taef2", "taeqi2_1"]
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"vae_name": (folder_paths.get_filename_list("vae") + ["taesd", "pixel_space"],)}}
+        approx = folder_paths.get_filename_list("vae_approx")
+        pairs = [t for t in cls.image_taes if any(a.startswith(f"{t}_decoder.") for a in approx)]
+        return {"required": {"vae_name": (folder_paths.get_filename_list("vae") + pairs + ["pixel_space"],)}}
 
 
 class UNETLoader:
@@ -62,6 +68,26 @@ class TripleCLIPLoader:
     def INPUT_TYPES(cls):
         names = folder_paths.get_filename_list("text_encoders")
         return {"required": {f"clip_name{i}": ("COMBO", {"options": names}) for i in (1, 2, 3)}}
+
+
+def dynamic_combo(options: dict[str, dict]) -> tuple:
+    """A V3 DynamicCombo as INPUT_TYPES() gives it (comfy_api/latest/_io.py DynamicCombo.Input.as_dict, newest
+    ComfyUI): ("COMFY_DYNAMICCOMBO_V3", {"options": [{"key": ..., "inputs": {"required": {...}}}]}). A prompt sends
+    the chosen key under the input's name and the option's inputs under `<name>.<child>`."""
+    return ("COMFY_DYNAMICCOMBO_V3", {"options": [{"key": k, "inputs": {"required": v}} for k, v in options.items()]})
+
+
+class DynamicPickerLoader:
+    """A V3 loader whose model picker sits in a DynamicCombo (not registered by reset(): tests add it)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        checkpoints = ("COMBO", {"options": folder_paths.get_filename_list("checkpoints")})
+        loras = ("COMBO", {"options": folder_paths.get_filename_list("loras")})
+        return {"required": {"model": dynamic_combo({
+            "checkpoint": {"ckpt_name": checkpoints},
+            "checkpoint+lora": {"ckpt_name": checkpoints, "extra": dynamic_combo({"lora": {"lora_name": loras}})},
+        })}}
 
 
 CORE = [CheckpointLoaderSimple, VAELoader, UNETLoader, LoraLoader, CLIPTextEncode, UpscaleModelLoader, TripleCLIPLoader]
