@@ -21,7 +21,8 @@ import { rangeSwitch, userSelect } from "./view_switch.js";
 const TABS = [["nodes", "Nodes"], ["models", "Models"], ["duplicates", "Duplicates"], ["quarantine", "Quarantine"]];
 const RELOAD_AFTER_RUN_MS = 1000;
 
-export function createPanel() {
+/** `onOpenCleanup()` opens the Clean-up view (a dialog of its own) from the header's button. */
+export function createPanel({ onOpenCleanup } = {}) {
   const state = {
     tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, selection: null,
     collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, error: null, loading: false,
@@ -53,6 +54,11 @@ export function createPanel() {
     const summary = h("div", { className: "usage-stats-overview-box" });
     const importHistory = iconButton("pi-history", "Import history from my outputs", "usage-stats-import-history", () => actions.importHistory());
     const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => actions.reset(state.data?.status.prompts_recorded ?? 0));
+    const cleanup = onOpenCleanup ? h("button", {
+      className: "usage-stats-button usage-stats-button-primary usage-stats-open-cleanup", type: "button", "data-testid": "usage-stats-open-cleanup",
+      title: "Every model and pack in one table: sort by size, see what each tier frees, move files to quarantine",
+      on: { click: onOpenCleanup },
+    }, [icon("pi-eraser"), h("span", { text: " Clean up" })]) : null;
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
       "aria-controls": "usage-stats-tabpanel", text: label, on: { click: () => selectTab(id) },
@@ -65,7 +71,7 @@ export function createPanel() {
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
-        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, importHistory, reset,
+        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), cleanup, download, refresh, importHistory, reset,
       ]),
       memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() }),
       range,
