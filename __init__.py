@@ -16,6 +16,7 @@ WEB_DIRECTORY = "./js"
 
 def _install(prompt_server) -> None:
     from .evidence import EvidenceSource
+    from .import_times import ImportTimes
     from .mapper import ModelMapper, PackageMapper
     from .memory import start_memory
     from .outcomes import queue_state, submission_middleware, wrap_task_done
@@ -23,6 +24,7 @@ def _install(prompt_server) -> None:
     from .workflows import SavedWorkflows
     from .writer import Writer, open_store
 
+    import_times = ImportTimes().attach()  # before ComfyUI logs the packs' import times, after every import
     own_pack = os.path.basename(os.path.dirname(__file__))
     writer = Writer(open_store, PackageMapper(own_pack=own_pack), ModelMapper())
     api = StatsApi(
@@ -30,6 +32,7 @@ def _install(prompt_server) -> None:
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
         evidence=EvidenceSource(SavedWorkflows()),
+        import_seconds=import_times.seconds,
     )
     decisions = DecisionsApi(api, writer.config, own_pack=own_pack)
     register_routes(prompt_server.routes, api, decisions, start_memory(prompt_server, writer))

@@ -16,7 +16,7 @@ const OPEN_COMMAND = "UsageStats.Open";
 const CLEANUP_COMMAND = "UsageStats.CleanUp";
 const cleanup = createCleanupView();
 const openCleanup = () => openDialog(cleanup, { label: "Clean up", testId: "usage-stats-cleanup-dialog", wide: true });
-const panel = createPanel({ onOpenCleanup: openCleanup });
+const panel = createPanel({ onOpenCleanup: openCleanup, onConfigChanged: () => syncFromServer() });
 let sidebarRegistered = false;
 
 /** Prefer the sidebarTab store; older frontends only have the (now deprecated) top-level method. */

@@ -8,14 +8,13 @@ sample packs and a 120-day history, so every tier and every column has something
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import ARTIFACTS, QUIET_SETTINGS, TIMEOUT_MS, UsageStatsPage
+from browser_helpers import ARTIFACTS, TIMEOUT_MS, UsageStatsPage, frontend_args, quiet
 from comfyui import REPO, ComfyServer, until
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -27,45 +26,11 @@ OPEN_WITHIN_MS = 1000
 """The README's figure for opening the Clean-up view on 20,000 models, once ComfyUI has listed them."""
 
 
-def frontend_args(frontend: str) -> tuple[str, ...]:
-    return () if frontend == "pinned" else ("--front-end-root", os.environ["COMFYUI_FRONTEND_NEWEST"])
-
-
-def quiet(base):
-    (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(QUIET_SETTINGS))
-    return base
-
-
-@pytest.fixture(scope="module", params=["pinned", "newest"])
-def frontend(request):
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def sample_server(tmp_path_factory, frontend):
-    base = tmp_path_factory.mktemp(f"cleanup-{frontend}")
-    sandbox_data.main(base)
-    with ComfyServer(quiet(base), frontend_args(frontend)) as server:
-        yield server
-
-
 @pytest.fixture
 def ui(browser, sample_server):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     yield CleanupPage(context.new_page(), sample_server.url)
     context.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from browser_helpers import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 class CleanupPage(UsageStatsPage):

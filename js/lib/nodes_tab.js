@@ -44,6 +44,21 @@ function matchPackage(pack, query) {
   return nodes.length ? { ...pack, nodes } : null;
 }
 
+/** A pack that takes this long to import is worth a look when it is not used either. */
+const SLOW_IMPORT_SECONDS = 0.3;
+
+/** "0.4 s to import", as ComfyUI measured it at start; marked when slow and not in use. */
+function importTime(pack) {
+  if (pack.import_seconds === null || pack.import_seconds === undefined) return null;
+  const slow = pack.import_seconds >= SLOW_IMPORT_SECONDS;
+  return h("span", {
+    className: `usage-stats-import-time${slow && pack.status !== "used" ? " usage-stats-slow-unused" : ""}`,
+    "data-testid": "usage-stats-import-time",
+    title: "How long ComfyUI took to import this pack at start (its own measure, to a tenth of a second)",
+    text: `${pack.import_seconds.toFixed(1)} s to import`,
+  });
+}
+
 function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
   const details = h("div", { className: "usage-stats-details", id: `usage-stats-pack-${CSS.escape(pack.package)}` });
   const isOpen = () => expanded.has(pack.package) || (openMatches && pack.nodes.length > 0);
@@ -66,8 +81,10 @@ function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
       h("span", { className: "usage-stats-meta" }, [
         countCell(pack.total_executions, "prompt"),
         h("span", { title: "nodes of this pack used at least once / nodes it provides", text: `${pack.used_nodes}/${pack.total_nodes} nodes` }),
-        dateCell(pack.last_seen),
+        dateCell(pack.last_seen, { before: pack.lastEver, labelled: true }),
+        importTime(pack),
       ]),
+      pack.reasons?.length ? h("span", { className: "usage-stats-pack-reason", "data-testid": "usage-stats-reason", text: pack.reasons.join("; ") }) : null,
     ]),
   ]);
   function show() {
@@ -101,7 +118,7 @@ function nodeTable(nodes, onSelectRow) {
   const rows = [...nodes].sort((a, b) => b.count - a.count).map((node) => h("tr", { "data-testid": "usage-stats-node-row" }, [
     h("td", { title: node.class_type }, [h("span", { text: node.class_type }), outcomeCell(node)]),
     h("td", {}, [countCell(node.count)]),
-    h("td", {}, [dateCell(node.first_seen, "first seen")]),
+    h("td", {}, [dateCell(node.first_seen, { what: "first seen" })]),
     h("td", {}, [dateCell(node.last_seen)]),
     h("td", {}, [chartButton(node.class_type, () => onSelectRow({ kind: "node", id: node.class_type, label: node.class_type }))]),
   ]));
