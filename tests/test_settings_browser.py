@@ -43,7 +43,7 @@ def open_usage_stats_settings(page):
 def test_settings_appear_tracking_first_switch_on_top_thresholds_increasing(page):
     dialog = open_usage_stats_settings(page)
     tops = [dialog.get_by_text(label, exact=True).first.bounding_box()["y"] for label in IN_ORDER]
-    assert tops == sorted(tops), list(zip(IN_ORDER, tops))
+    assert tops == sorted(tops), list(zip(IN_ORDER, tops, strict=True))
 
 
 def test_model_types_are_a_choice_among_this_comfyuis_types(page, sample_server):
