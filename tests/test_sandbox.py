@@ -81,3 +81,10 @@ def test_the_sandbox_prints_its_url_on_the_given_port_once_it_answers(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(30)
+
+
+def test_the_readme_states_what_the_samples_hold():
+    readme = (REPO / "README.md").read_text()
+    total = sum(s.size for s in sandbox_data.MODELS) / 2**30
+    assert f"**{len(sandbox_data.MODELS)} model files of realistic sizes, {total:.0f} GB in all**" in readme
+    assert "https://github.com/comfyui-usage-stats/comfyui-usage-stats" in readme and "<this repository>" not in readme
