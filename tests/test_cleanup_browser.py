@@ -141,6 +141,24 @@ def test_names_reasons_and_workflows_are_fully_visible(ui):
     expect(ui.row("dreamshaper_8.safetensors").locator(".usage-stats-cleanup-workflows")).to_have_text("portrait.json")
 
 
+def test_nothing_in_the_console_comes_from_the_extension(browser, sample_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    ours = []
+    page.on("console", lambda message: ours.append(message.text) if message.type in ("error", "warning")
+            and "comfyui-usage-stats" in (message.location.get("url") or "") else None)
+    page.on("pageerror", lambda error: ours.append(str(error)) if "comfyui-usage-stats" in (error.stack or "") else None)
+    ui = CleanupPage(page, sample_server.url)
+    ui.open()
+    for tab in ("nodes", "models", "duplicates", "quarantine"):
+        ui.show(tab)
+    ui.open_cleanup()
+    ui.view.locator("[data-testid='usage-stats-cleanup-sort'][data-sort='name']").click()
+    ui.close_cleanup()
+    context.close()
+    assert ours == []
+
+
 def test_screenshots_in_dark_and_light_palettes(ui, frontend):
     if frontend != "pinned":
         pytest.skip("one set of screenshots, from the frontend ComfyUI pins")
