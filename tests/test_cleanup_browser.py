@@ -123,6 +123,7 @@ def test_filters_by_tier_type_and_text(ui, sample_server):
     ui.view.get_by_test_id("usage-stats-cleanup-search").fill("Old-Effects")
     expect(ui.rows()).to_have_count(1)
     expect(ui.rows().first).to_have_attribute("data-kind", "package")
+    expect(ui.rows().first.get_by_test_id("usage-stats-import-time")).to_have_text("0.4 s to import")
 
 
 def test_names_reasons_and_workflows_are_fully_visible(ui):

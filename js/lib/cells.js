@@ -23,6 +23,20 @@ export function dateCell(iso, { what = "last used", before = null, labelled = fa
   return h("span", { className: "usage-stats-date", title, "data-testid": "usage-stats-date", text });
 }
 
+/** A pack that takes this long to import is worth a look when it is not used either. */
+const SLOW_IMPORT_SECONDS = 0.3;
+
+/** "0.4 s to import", as ComfyUI measured the pack at start, marked when slow and not used; null if unknown. */
+export function importTime(seconds, status) {
+  if (seconds === null || seconds === undefined) return null;
+  const slowUnused = seconds >= SLOW_IMPORT_SECONDS && status !== "used";
+  return h("span", {
+    className: `usage-stats-import-time${slowUnused ? " usage-stats-slow-unused" : ""}`, "data-testid": "usage-stats-import-time",
+    title: "How long ComfyUI took to import this pack at start (its own measure, to a tenth of a second)",
+    text: `${seconds.toFixed(1)} s to import`,
+  });
+}
+
 /** Shown when a search or tier filter leaves a tab with nothing to list. */
 export function nothingToShow(text) {
   return h("p", { className: "usage-stats-note", "data-testid": "usage-stats-no-matches", text });

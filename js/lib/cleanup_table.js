@@ -5,7 +5,7 @@
  */
 import { h, icon } from "./dom.js";
 import { exactTime, formatBytes, relativeTime, splitModelPath } from "./format.js";
-import { statusDot } from "./cells.js";
+import { importTime, statusDot } from "./cells.js";
 import { virtualList } from "./virtual_list.js";
 
 const ROW_HEIGHT = 52;
@@ -62,7 +62,7 @@ function tableRow(row, { selected, onSelectionChange, onKeep }) {
     h("span", { className: "usage-stats-cleanup-cell usage-stats-cleanup-name", title: row.name, "data-testid": "usage-stats-cleanup-name" }, [
       h("span", { className: "usage-stats-folder", text: folder }), h("span", { className: "usage-stats-file", text: file }),
     ]),
-    cell("type", row.typeLabel),
+    typeCell(row),
     cell("size", row.size === null ? "—" : formatBytes(row.size), row.sizeNote || (row.size === null ? "packs have no size here" : "size on disk")),
     cell("uses", row.uses.toLocaleString(), `${row.uses.toLocaleString()} prompts used it`),
     cell("lastUsed", relativeTime(row.lastUsed), row.lastUsed ? `last used ${exactTime(row.lastUsed)}` : "never used"),
@@ -70,6 +70,14 @@ function tableRow(row, { selected, onSelectionChange, onKeep }) {
     cell("reasons", reasons || "—", reasons, "usage-stats-cleanup-reason"),
     cell("workflows", workflows || "—", workflows ? `named by ${workflows}` : "no saved workflow names it"),
     h("span", { className: "usage-stats-cleanup-cell usage-stats-cleanup-kept" }, [keepButton(row, onKeep)]),
+  ]);
+}
+
+/** The type; for a pack also its import time at start, so slow and unused stands out. */
+function typeCell(row) {
+  if (row.importSeconds === null) return cell("type", row.typeLabel);
+  return h("span", { className: "usage-stats-cleanup-cell usage-stats-cleanup-type" }, [
+    h("span", { text: row.typeLabel }), h("br"), importTime(row.importSeconds, row.status),
   ]);
 }
 

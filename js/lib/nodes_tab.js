@@ -5,7 +5,7 @@
  */
 import { h, icon } from "./dom.js";
 import { TIERS, TIER_LABELS, plural } from "./format.js";
-import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
+import { chartButton, countCell, dateCell, importTime, nothingToShow, outcomeCell, statusDot } from "./cells.js";
 import { section } from "./section.js";
 import { countByTier, summaryBar } from "./summary_bar.js";
 
@@ -44,21 +44,6 @@ function matchPackage(pack, query) {
   return nodes.length ? { ...pack, nodes } : null;
 }
 
-/** A pack that takes this long to import is worth a look when it is not used either. */
-const SLOW_IMPORT_SECONDS = 0.3;
-
-/** "0.4 s to import", as ComfyUI measured it at start; marked when slow and not in use. */
-function importTime(pack) {
-  if (pack.import_seconds === null || pack.import_seconds === undefined) return null;
-  const slow = pack.import_seconds >= SLOW_IMPORT_SECONDS;
-  return h("span", {
-    className: `usage-stats-import-time${slow && pack.status !== "used" ? " usage-stats-slow-unused" : ""}`,
-    "data-testid": "usage-stats-import-time",
-    title: "How long ComfyUI took to import this pack at start (its own measure, to a tenth of a second)",
-    text: `${pack.import_seconds.toFixed(1)} s to import`,
-  });
-}
-
 function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
   const details = h("div", { className: "usage-stats-details", id: `usage-stats-pack-${CSS.escape(pack.package)}` });
   const isOpen = () => expanded.has(pack.package) || (openMatches && pack.nodes.length > 0);
@@ -82,7 +67,7 @@ function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
         countCell(pack.total_executions, "prompt"),
         h("span", { title: "nodes of this pack used at least once / nodes it provides", text: `${pack.used_nodes}/${pack.total_nodes} nodes` }),
         dateCell(pack.last_seen, { before: pack.lastEver, labelled: true }),
-        importTime(pack),
+        importTime(pack.import_seconds, pack.status),
       ]),
       pack.reasons?.length ? h("span", { className: "usage-stats-pack-reason", "data-testid": "usage-stats-reason", text: pack.reasons.join("; ") }) : null,
     ]),
