@@ -18,6 +18,7 @@ def _install(prompt_server) -> None:
     from .access import Access
     from .actions.decisions import Decisions
     from .evidence import EvidenceSource
+    from .import_times import ImportTimes
     from .mapper import ModelMapper, PackageMapper
     from .memory import start_memory
     from .outcomes import queue_state, submission_middleware, wrap_task_done
@@ -25,6 +26,7 @@ def _install(prompt_server) -> None:
     from .workflows import SavedWorkflows
     from .writer import Writer, database_path, open_store
 
+    import_times = ImportTimes().attach()  # before ComfyUI logs the packs' import times, after every import
     packages = PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__)))
     writer = Writer(open_store, packages, ModelMapper())
     decisions = Decisions(os.path.dirname(database_path()), packages.is_protected)
@@ -33,6 +35,7 @@ def _install(prompt_server) -> None:
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
         evidence=EvidenceSource(SavedWorkflows(), decisions),
+        import_seconds=import_times.seconds,
     )
     access = Access.from_comfyui()
     decisions_api = DecisionsApi(api, decisions, writer.config, access.listen)

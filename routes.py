@@ -179,11 +179,13 @@ class StatsApi:
         queue_state: Callable[[], dict] = lambda: {"running": None, "pending": None},
         comfy_users: Callable[[], dict[str, str]] = dict,
         evidence: EvidenceSource | None = None,
+        import_seconds: Callable[[], dict[str, float]] = dict,
     ):
         self.writer = writer
         self.queue_state = queue_state
         self.comfy_users = comfy_users
         self.evidence = evidence
+        self.import_seconds = import_seconds
         self._model_cache: tuple[tuple, list[dict]] | None = None
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
         self._changing = asyncio.Lock()
@@ -381,6 +383,9 @@ class StatsApi:
             view, store.totals("node", view), evidence,
         )
         mark_rows(report, lambda p: p["package"], references, kept)
+        seconds = self.import_seconds()
+        for row in report:
+            row["import_seconds"] = seconds.get(row["package"])
         return report
 
     def _usage_report(self, store: UsageStore, view: View) -> list[dict]:

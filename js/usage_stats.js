@@ -1,18 +1,22 @@
 /**
  * comfyui-usage-stats UI entry: registers the "Usage Stats" sidebar tab, the UsageStats.Open command
- * (Alt+U), the settings-dialog entries and, where the sidebar API is missing, a dialog fallback. The panel
- * itself lives in lib/.
+ * (Alt+U), the UsageStats.CleanUp command that opens the Clean-up view, the settings-dialog entries and,
+ * where the sidebar API is missing, a dialog fallback. The views themselves live in lib/.
  */
 import { app } from "../../scripts/app.js";
 import { injectCss } from "./lib/dom.js";
 import { openDialog } from "./lib/dialog.js";
 import { createPanel } from "./lib/panel.js";
+import { createCleanupView } from "./lib/cleanup_view.js";
 import { SETTINGS, syncFromServer } from "./lib/settings.js";
 import { MEMORY_SETTINGS, syncMemorySettings } from "./lib/memory_settings.js";
 
 const TAB_ID = "usage-stats";
 const OPEN_COMMAND = "UsageStats.Open";
-const panel = createPanel();
+const CLEANUP_COMMAND = "UsageStats.CleanUp";
+const cleanup = createCleanupView();
+const openCleanup = () => openDialog(cleanup, { label: "Clean up", testId: "usage-stats-cleanup-dialog", wide: true });
+const panel = createPanel({ onOpenCleanup: openCleanup, onConfigChanged: () => syncFromServer() });
 let sidebarRegistered = false;
 
 /** Prefer the sidebarTab store; older frontends only have the (now deprecated) top-level method. */
@@ -44,9 +48,12 @@ function openUsageStats() {
 
 app.registerExtension({
   name: "UsageStats.UI",
-  commands: [{ id: OPEN_COMMAND, label: "Open Usage Stats", icon: "pi pi-chart-bar", function: openUsageStats }],
+  commands: [
+    { id: OPEN_COMMAND, label: "Open Usage Stats", icon: "pi pi-chart-bar", function: openUsageStats },
+    { id: CLEANUP_COMMAND, label: "Clean up models and packs", icon: "pi pi-eraser", function: openCleanup },
+  ],
   keybindings: [{ commandId: OPEN_COMMAND, combo: { key: "u", alt: true } }],
-  menuCommands: [{ path: ["Extensions"], commands: [OPEN_COMMAND] }],
+  menuCommands: [{ path: ["Extensions"], commands: [OPEN_COMMAND, CLEANUP_COMMAND] }],
   settings: [...SETTINGS, ...MEMORY_SETTINGS],
   setup() {
     injectCss(new URL("./usage_stats.css", import.meta.url));

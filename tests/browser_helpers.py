@@ -7,12 +7,14 @@ Waits are web-first (expect / wait_for_function), never sleeps: the CI machine i
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from contextlib import contextmanager
 from typing import Iterator
 
 from playwright.sync_api import Page, expect, sync_playwright
+
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -135,3 +137,17 @@ class UsageStatsPage:
         path = ARTIFACTS / f"{name}.png"
         self.panel.screenshot(path=str(path))
         return path
+
+
+# ---- for the suites that run on both frontends (their fixtures are in conftest.py)
+
+
+def frontend_args(frontend: str) -> tuple[str, ...]:
+    """ComfyUI's arguments for the frontend it pins ("pinned") or the newer one scripts/comfyui-env installs."""
+    return () if frontend == "pinned" else ("--front-end-root", os.environ["COMFYUI_FRONTEND_NEWEST"])
+
+
+def quiet(base: Path) -> Path:
+    (base / "user" / "default").mkdir(parents=True, exist_ok=True)
+    (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(QUIET_SETTINGS))
+    return base

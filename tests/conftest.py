@@ -87,3 +87,39 @@ def import_fresh(name: str):
     """Re-import a module of the extension (for tests that change what it reads at import)."""
     sys.modules.pop(f"usage_stats.{name}", None)
     return importlib.import_module(f"usage_stats.{name}")
+
+
+# ---- browser suites that run on both frontends
+
+
+@pytest.fixture(scope="module", params=["pinned", "newest"])
+def frontend(request):
+    """The frontend ComfyUI 0.3.75 pins (1.32.9), then the newer one scripts/comfyui-env installs beside it."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def sample_server(tmp_path_factory, frontend):
+    """A real ComfyUI with the sandbox's sample data (scripts/sandbox_data.py) on the given frontend."""
+    from browser_helpers import frontend_args, quiet
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import sandbox_data
+
+    base = tmp_path_factory.mktemp(f"sample-{frontend}")
+    sandbox_data.main(base)
+    with ComfyServer(quiet(base), frontend_args(frontend)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (a module may define its own)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -239,7 +239,8 @@ class TestUsageStatsTab:
         }""")
         assert server.model("loras", "style.safetensors") is not None
         ui.page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Storage.RetentionDays', 1)")
-        expect(ui.page.locator(".p-toast-message").filter(has_text="retention_days")).to_be_visible()
+        refusal = "Days of per-prompt detail to keep (totals are kept forever) must be a whole number from 7 to 3650"
+        expect(ui.page.locator(".p-toast-message").filter(has_text=refusal)).to_be_visible()
         ui.page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Storage.RetentionDays') === 180")
         assert server.get("/nodes-stats/config")["config"]["retention_days"] == 180
         ui.page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Tracking.Loras', false)")

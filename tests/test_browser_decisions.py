@@ -117,7 +117,7 @@ def test_history_is_imported_from_past_outputs_after_a_confirmation(ui, server):
     ui.wait_ready()
     ui.show("models")
     row = ui.panel.locator(f"[data-testid='usage-stats-model-row'][data-model='{OLD_MODEL}']")
-    expect(row.locator(".usage-stats-count")).to_have_text("1")
+    expect(row.locator(".usage-stats-count")).to_have_text("1 use")
 
 
 def test_a_pack_can_be_pinned_from_its_details(ui):

@@ -43,6 +43,7 @@ export function onPromptFinished(callback) {
 export const fetchQuarantine = () => request("quarantine");
 export const fetchActions = () => request("actions?limit=50");
 export const fetchDuplicates = () => request("duplicates");
+export const fetchDisk = () => request("disk");
 
 /** Every action is a JSON POST; the server insists on an explicit "confirm": true for each one. */
 const post = (route, body) => request(route, json("POST", body));

@@ -11,9 +11,30 @@ export function countCell(count, word = "") {
   return h("span", { className: "usage-stats-count", title: `${plural(count, "prompt")} that used it`, text });
 }
 
-/** A relative date ("3 days ago") with the exact time on hover; `what` names the event ("first seen"). */
-export function dateCell(iso, what = "last used") {
-  return h("span", { className: "usage-stats-date", title: iso ? `${what} ${exactTime(iso)}` : "never used", text: relativeTime(iso) });
+/**
+ * A relative date ("3 days ago"; "last used 3 days ago" when `labelled`) with the exact time on hover;
+ * `what` names the event ("first seen"). In a range view `iso` is the last use within the range; `before`
+ * (the last use ever) says when an item unused in the range was used, rather than "never".
+ */
+export function dateCell(iso, { what = "last used", before = null, labelled = false } = {}) {
+  const when = iso ?? before;
+  const title = !when ? "never used" : iso ? `${what} ${exactTime(iso)}` : `not used in this range; ${what} ${exactTime(before)}`;
+  const text = !when ? (labelled ? "never used" : "never") : labelled ? `${what} ${relativeTime(when)}` : relativeTime(when);
+  return h("span", { className: "usage-stats-date", title, "data-testid": "usage-stats-date", text });
+}
+
+/** A pack that takes this long to import is worth a look when it is not used either. */
+const SLOW_IMPORT_SECONDS = 0.3;
+
+/** "0.4 s to import", as ComfyUI measured the pack at start, marked when slow and not used; null if unknown. */
+export function importTime(seconds, status) {
+  if (seconds === null || seconds === undefined) return null;
+  const slowUnused = seconds >= SLOW_IMPORT_SECONDS && status !== "used";
+  return h("span", {
+    className: `usage-stats-import-time${slowUnused ? " usage-stats-slow-unused" : ""}`, "data-testid": "usage-stats-import-time",
+    title: "How long ComfyUI took to import this pack at start (its own measure, to a tenth of a second)",
+    text: `${seconds.toFixed(1)} s to import`,
+  });
 }
 
 /** Shown when a search or tier filter leaves a tab with nothing to list. */

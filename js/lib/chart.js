@@ -1,12 +1,15 @@
 /**
- * A per-day bar chart in SVG: one bar per day (per week beyond MAX_BARS days), the failed part of each bar
- * in the error colour. Colours are CSS classes over ComfyUI's palette variables; labels are text nodes.
+ * A per-day bar chart in SVG: one bar per day of the chosen range, so the bars span it (a day without
+ * prompts is an empty slot, not a missing one), per week beyond MAX_BARS days; the failed part of each bar
+ * in the error colour; the first, middle and last dates on an axis below; a message when nothing ran.
+ * Colours are CSS classes over ComfyUI's palette variables; labels are text nodes.
  */
+import { h } from "./dom.js";
 import { plural } from "./format.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_BARS = 120;
-const MIN_SLOTS = 30; // a short history draws thin bars at the right, like the last days of a month
+const DAY_MS = 86_400_000;
 const WIDTH = 300;
 const HEIGHT = 56;
 
@@ -29,16 +32,40 @@ function buckets(series) {
   return weeks;
 }
 
-export function dailyChart(series, label) {
-  const bars = buckets(series);
+/**
+ * Every day from the range's first to today ("YYYY-MM-DD", UTC as the server counts), each with its
+ * counts or zeros. `days` is the range ("7", "30", "90" or "all": from the first day with data).
+ */
+export function fillDays(series, days, now = Date.now()) {
+  const byDay = new Map(series.map((day) => [day.day, day]));
+  const today = Math.floor(now / DAY_MS);
+  const first = days === "all" || !Number(days)
+    ? Math.min(today, ...series.map((day) => Math.floor(Date.parse(`${day.day}T00:00:00Z`) / DAY_MS)))
+    : today - Number(days) + 1;
+  const filled = [];
+  for (let day = first; day <= today; day += 1) {
+    const key = new Date(day * DAY_MS).toISOString().slice(0, 10);
+    filled.push(byDay.get(key) ?? { day: key, prompts: 0, failures: 0, interrupted: 0 });
+  }
+  return filled;
+}
+
+const shortDate = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
+const axisDate = (day) => shortDate.format(new Date(`${day}T00:00:00Z`));
+
+export function dailyChart(series, label, days = "all") {
+  const filled = fillDays(series, days);
+  if (!filled.some((day) => day.prompts > 0)) {
+    return h("p", { className: "usage-stats-chart-empty", "data-testid": "usage-stats-chart-empty", text: "No prompts in this range." });
+  }
+  const bars = buckets(filled);
   const peak = Math.max(1, ...bars.map((bar) => bar.prompts));
-  const width = WIDTH / Math.max(MIN_SLOTS, bars.length);
-  const left = WIDTH - width * bars.length;
+  const width = WIDTH / bars.length;
   const shapes = bars.map((bar, index) => {
     const failed = bar.failures + (bar.interrupted ?? 0);
     const total = (bar.prompts / peak) * (HEIGHT - 2);
     const bad = (Math.min(failed, bar.prompts) / peak) * (HEIGHT - 2);
-    const x = left + index * width;
+    const x = index * width;
     const title = svg("title");
     title.textContent = `${bar.label}: ${plural(bar.prompts, "prompt")}${failed ? `, ${failed.toLocaleString()} failed` : ""}`;
     return svg("g", { class: "usage-stats-chart-day" }, [
@@ -52,5 +79,8 @@ export function dailyChart(series, label) {
     class: "usage-stats-chart", viewBox: `0 0 ${WIDTH} ${HEIGHT}`, preserveAspectRatio: "none", role: "img", "data-testid": "usage-stats-chart",
   }, shapes);
   chart.setAttribute("aria-label", label);
-  return chart;
+  const middle = filled[Math.floor((filled.length - 1) / 2)].day;
+  const axis = h("div", { className: "usage-stats-chart-axis", "data-testid": "usage-stats-chart-axis", "aria-hidden": "true" },
+    [filled[0].day, middle, filled[filled.length - 1].day].map((day) => h("span", { text: axisDate(day) })));
+  return h("div", { className: "usage-stats-chart-box" }, [chart, axis]);
 }

@@ -1,12 +1,13 @@
 /**
- * Fallback for frontends without the sidebar-tab API: the same panel in an overlay of our own
- * (ComfyUI's own dialog service only accepts Vue components). Escape, the close button or a click on
- * the backdrop close it and focus returns to where it was.
+ * A dialog of our own (ComfyUI's own dialog service only accepts Vue components) that shows a view with a
+ * mount(el): the Clean-up view, and the panel on frontends without the sidebar-tab API. Escape, the close
+ * button or a click on the backdrop close it and focus returns to where it was.
  */
 import { h, icon } from "./dom.js";
 
-export function openDialog(panel) {
-  if (document.querySelector(".usage-stats-overlay")) return;
+/** `view.mount(el)` fills it; `label` names it; `wide` makes it take most of the window (tables). */
+export function openDialog(view, { label = "Usage Stats", testId = "usage-stats-dialog", wide = false } = {}) {
+  if (document.querySelector(`[data-testid="${testId}"]`)) return;
   const previousFocus = document.activeElement;
   const body = h("div", { className: "usage-stats-dialog-body" });
   const onKey = (event) => { if (event.key === "Escape") close(); };
@@ -17,10 +18,12 @@ export function openDialog(panel) {
   };
   const closeButton = h("button", { className: "usage-stats-icon-button usage-stats-dialog-close", type: "button", "aria-label": "Close", title: "Close", on: { click: close } }, [icon("pi-times")]);
   const overlay = h("div", { className: "usage-stats-overlay", on: { click: (event) => { if (event.target === overlay) close(); } } }, [
-    h("div", { className: "usage-stats-dialog", role: "dialog", "aria-modal": "true", "aria-label": "Usage Stats", "data-testid": "usage-stats-dialog" }, [closeButton, body]),
+    h("div", {
+      className: `usage-stats-dialog${wide ? " usage-stats-dialog-wide" : ""}`, role: "dialog", "aria-modal": "true", "aria-label": label, "data-testid": testId,
+    }, [closeButton, body]),
   ]);
   document.body.append(overlay);
   document.addEventListener("keydown", onKey);
-  panel.mount(body);
+  view.mount(body);
   closeButton.focus();
 }

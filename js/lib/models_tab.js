@@ -15,17 +15,21 @@ import { virtualList } from "./virtual_list.js";
 
 /**
  * Flatten the server's [{model_type, models}] into one list sorted by tier then name, once per load,
- * so that typing in the search box only filters.
+ * so that typing in the search box only filters. In a range view, `allTime` (the same list for all days)
+ * gives each row `lastEver`, so an item used before the range says when rather than "never".
  */
-export function prepareModels(sections) {
+export function prepareModels(sections, allTime = null) {
+  const lastEver = new Map((allTime ?? []).flatMap(({ model_type, models }) => models.map((model) => [
+    `${model_type}\u0000${model.model_name}`, model.last_seen])));
   const models = sections.flatMap(({ model_type, models }) => models.map((model) => ({
     ...model, model_type, search: model.model_name.toLowerCase(), rank: tierRank(model.status),
+    lastEver: lastEver.get(`${model_type}\u0000${model.model_name}`) ?? null,
   })));
   models.sort((a, b) => a.rank - b.rank || (a.search < b.search ? -1 : a.search > b.search ? 1 : 0));
   return { types: sections.map((s) => s.model_type), models };
 }
 
-export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, collapsed, selected, actions }) {
+export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, collapsed, selected, actions, lorasOff, onTrackLoras }) {
   const matching = query ? data.models.filter((model) => model.search.includes(query)) : data.models;
   const shown = tierFilter ? matching.filter((model) => model.status === tierFilter) : matching;
   const bar = selectionBar({ selected, onMove: (models) => actions.quarantine(models) });
@@ -50,27 +54,34 @@ export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, 
       counts: countByTier(matching), bytes: bytesByTier(matching), activeTier: tierFilter, onSelect: onTierFilter, label: "Models per tier",
     }),
     bar.root,
+    lorasOff ? lorasNote(onTrackLoras) : null,
     ...(sections.length ? sections : [nothingToShow(query ? `No model matches “${query}”.` : "No model files found.")]),
   ]);
 }
 
 function modelList(models, label, showType, context) {
-  return virtualList({ items: models, label, testId: "usage-stats-model-list", renderRow: (model) => modelRow(model, showType, context) });
+  return virtualList({
+    items: models, label, testId: "usage-stats-model-list", rowHeight: MODEL_ROW_HEIGHT, renderRow: (model) => modelRow(model, showType, context),
+  });
 }
+
+/** Name (two lines), reason (two lines) and figures: see the stylesheet's .usage-stats-model-row. */
+const MODEL_ROW_HEIGHT = 88;
 
 const modelKey = (model) => `${model.model_type}\u0000${model.model_name}`;
 
 /**
- * Two lines, so the name always has the panel's width: [tick] dot name (its subfolder dimmed) size, then
- * failures, reasons, [pin], prompts, last used, [chart]. Everything again in its tooltip.
+ * Three lines of fixed height (the list is windowed), so at the sidebar's default width nothing that
+ * matters is cut: [tick] dot name (its subfolder dimmed, up to two lines) and size; failures and the reason
+ * in words (up to two lines); "N uses · last used …" with the pin and the chart button.
  */
 function modelRow(model, showType, { selected, onToggle, actions, onSelectRow }) {
   const { folder, file } = splitModelPath(model.model_name);
-  const reasons = model.reasons?.length ? ` — ${model.reasons.join("; ")}` : "";
+  const reasons = (model.reasons ?? []).join("; ");
   return h("div", {
     className: "usage-stats-model-row",
     role: "listitem",
-    title: `${model.model_name}${showType ? ` (${modelTypeTitle(model.model_type)})` : ""}: ${TIER_LABELS[model.status] ?? model.status}${reasons}`,
+    title: `${model.model_name}${showType ? ` (${modelTypeTitle(model.model_type)})` : ""}: ${TIER_LABELS[model.status] ?? model.status}${reasons ? ` — ${reasons}` : ""}`,
     "data-testid": "usage-stats-model-row",
     "data-model": model.model_name,
     "data-type": model.model_type,
@@ -83,21 +94,32 @@ function modelRow(model, showType, { selected, onToggle, actions, onSelectRow })
         on: { change: (event) => { event.target.checked ? selected.set(modelKey(model), model) : selected.delete(modelKey(model)); onToggle(); } },
       }) : h("span", { className: "usage-stats-select" }),
       statusDot(model.status),
-      h("span", { className: "usage-stats-name" }, [
+      h("span", { className: "usage-stats-name", "data-testid": "usage-stats-model-name" }, [
         h("span", { className: "usage-stats-folder", text: folder }),
         h("span", { className: "usage-stats-file", text: file }),
       ]),
       h("span", { className: "usage-stats-size", title: sizeTitle(model), text: model.size == null ? "" : formatBytes(model.size) }),
     ]),
-    h("div", { className: "usage-stats-row-meta" }, [
+    h("div", { className: "usage-stats-row-reason" }, [
       outcomeCell(model),
-      h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: (model.reasons ?? []).join("; ") }),
-      model.installed ? keepButton(model, actions) : null,
+      h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: reasons }),
+    ]),
+    h("div", { className: "usage-stats-row-meta" }, [
+      h("span", { className: "usage-stats-figures", "data-testid": "usage-stats-figures" }, [
+        countCell(model.count, "use"), h("span", { text: " · " }), dateCell(model.last_seen, { before: model.lastEver, labelled: true }),
+      ]),
       loadedBadge(model),
-      countCell(model.count),
-      dateCell(model.last_seen),
+      model.installed ? keepButton(model, actions) : null,
       chartButton(model.model_name, () => onSelectRow({ kind: "model", id: `${model.model_type}/${model.model_name}`, label: model.model_name })),
     ]),
+  ]);
+}
+
+/** Where LoRAs would be listed while their tracking is off: say so, and offer to turn it on. */
+function lorasNote(onTrackLoras) {
+  return h("div", { className: "usage-stats-loras-off", "data-testid": "usage-stats-loras-off" }, [
+    h("span", { text: "LoRAs are not tracked, so they are not listed here (Settings → Usage Stats → Track LoRA files)." }),
+    h("button", { className: "usage-stats-button", type: "button", "data-testid": "usage-stats-track-loras", text: "Track LoRAs", on: { click: onTrackLoras } }),
   ]);
 }
 

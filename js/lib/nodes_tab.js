@@ -5,7 +5,7 @@
  */
 import { h, icon } from "./dom.js";
 import { TIERS, TIER_LABELS, plural } from "./format.js";
-import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
+import { chartButton, countCell, dateCell, importTime, nothingToShow, outcomeCell, statusDot } from "./cells.js";
 import { section } from "./section.js";
 import { countByTier, summaryBar } from "./summary_bar.js";
 
@@ -66,8 +66,10 @@ function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
       h("span", { className: "usage-stats-meta" }, [
         countCell(pack.total_executions, "prompt"),
         h("span", { title: "nodes of this pack used at least once / nodes it provides", text: `${pack.used_nodes}/${pack.total_nodes} nodes` }),
-        dateCell(pack.last_seen),
+        dateCell(pack.last_seen, { before: pack.lastEver, labelled: true }),
+        importTime(pack.import_seconds, pack.status),
       ]),
+      pack.reasons?.length ? h("span", { className: "usage-stats-pack-reason", "data-testid": "usage-stats-reason", text: pack.reasons.join("; ") }) : null,
     ]),
   ]);
   function show() {
@@ -101,7 +103,7 @@ function nodeTable(nodes, onSelectRow) {
   const rows = [...nodes].sort((a, b) => b.count - a.count).map((node) => h("tr", { "data-testid": "usage-stats-node-row" }, [
     h("td", { title: node.class_type }, [h("span", { text: node.class_type }), outcomeCell(node)]),
     h("td", {}, [countCell(node.count)]),
-    h("td", {}, [dateCell(node.first_seen, "first seen")]),
+    h("td", {}, [dateCell(node.first_seen, { what: "first seen" })]),
     h("td", {}, [dateCell(node.last_seen)]),
     h("td", {}, [chartButton(node.class_type, () => onSelectRow({ kind: "node", id: node.class_type, label: node.class_type }))]),
   ]));

@@ -13,7 +13,7 @@ function lastHour(live) {
   return `Last hour: ${plural(live.prompts, "prompt")}${failed ? `, ${failed} failed` : ""}${busy}`;
 }
 
-export function overview({ summary, live, selection, onClearSelection }) {
+export function overview({ summary, live, selection, days, onClearSelection }) {
   const failed = summary.failures + summary.interrupted;
   const stats = [
     ["Prompts", summary.prompts.toLocaleString(), "prompts ComfyUI accepted"],
@@ -32,7 +32,7 @@ export function overview({ summary, live, selection, onClearSelection }) {
       h("dd", { text: value }),
     ]))),
     h("div", { className: "usage-stats-chart-caption" }, [h("span", { "data-testid": "usage-stats-chart-caption", text: caption }), clear]),
-    dailyChart(selection?.series ?? summary.per_day, caption),
+    dailyChart(selection?.series ?? summary.per_day, caption, days),
     h("p", { className: "usage-stats-live", "data-testid": "usage-stats-live", text: lastHour(live) }),
   ]);
 }

@@ -6,8 +6,8 @@
  */
 import { h, icon } from "./dom.js";
 import {
-  exportUrl, fetchActions, fetchDuplicates, fetchHistory, fetchModels, fetchPackages, fetchQuarantine, fetchRealtime,
-  fetchStatus, fetchSummary, onPromptFinished,
+  exportUrl, fetchActions, fetchConfig, fetchDuplicates, fetchHistory, fetchModels, fetchPackages, fetchQuarantine,
+  fetchRealtime, fetchStatus, fetchSummary, onPromptFinished, updateConfig,
 } from "./api.js";
 import { createActions } from "./actions.js";
 import { duplicatesView } from "./duplicates_view.js";
@@ -19,9 +19,14 @@ import { quarantineView } from "./quarantine_view.js";
 import { rangeSwitch, userSelect } from "./view_switch.js";
 
 const TABS = [["nodes", "Nodes"], ["models", "Models"], ["duplicates", "Duplicates"], ["quarantine", "Quarantine"]];
+const SEARCHABLE_TABS = ["nodes", "models"];
 const RELOAD_AFTER_RUN_MS = 1000;
 
-export function createPanel() {
+/**
+ * `onOpenCleanup()` opens the Clean-up view (a dialog of its own) from the header's button;
+ * `onConfigChanged()` brings ComfyUI's settings dialog in line after the panel changed a setting.
+ */
+export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   const state = {
     tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, selection: null,
     collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, error: null, loading: false,
@@ -53,6 +58,11 @@ export function createPanel() {
     const summary = h("div", { className: "usage-stats-overview-box" });
     const importHistory = iconButton("pi-history", "Import history from my outputs", "usage-stats-import-history", () => actions.importHistory());
     const reset = iconButton("pi-trash", "Reset statistics", "usage-stats-reset", () => actions.reset(state.data?.status.prompts_recorded ?? 0));
+    const cleanup = onOpenCleanup ? h("button", {
+      className: "usage-stats-button usage-stats-button-primary usage-stats-open-cleanup", type: "button", "data-testid": "usage-stats-open-cleanup",
+      title: "Every model and pack in one table: sort by size, see what each tier frees, move files to quarantine",
+      on: { click: onOpenCleanup },
+    }, [icon("pi-eraser"), h("span", { text: "Clean up models and packs" })]) : null;
     const tabs = TABS.map(([id, label]) => h("button", {
       className: "usage-stats-tab", type: "button", role: "tab", "data-testid": `usage-stats-tab-${id}`, "data-tab": id,
       "aria-controls": "usage-stats-tabpanel", text: label, on: { click: () => selectTab(id) },
@@ -62,19 +72,21 @@ export function createPanel() {
       "data-testid": "usage-stats-search", value: state.query,
       on: { input: (event) => { state.query = event.target.value; renderContent(); } },
     });
+    const searchBox = h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]);
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
         h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, importHistory, reset,
       ]),
+      cleanup,
       memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() }),
       range,
       summary,
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
-      h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]),
+      searchBox,
       content,
     ]);
-    return { root, content, tabs, refresh, download, range, summary };
+    return { root, content, tabs, refresh, download, range, summary, searchBox };
   }
 
   function iconButton(iconName, label, testId, onClick) {
@@ -110,14 +122,23 @@ export function createPanel() {
     state.loading = true;
     renderBusy();
     try {
-      const [status, packages, models, summary, live, quarantine, log, duplicates, rowHistory] = await Promise.all([
+      // In a range view the all-time lists say when an item unused in the range was last used.
+      const allTime = state.days === "all" ? null : { days: "all", user: state.user ?? undefined };
+      const [status, packages, models, summary, live, quarantine, log, duplicates, rowHistory, config, packagesEver, modelsEver] = await Promise.all([
         fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range), fetchRealtime(),
         fetchQuarantine(), fetchActions(), fetchDuplicates(), selection ? fetchHistory({ ...selection, ...range }) : null,
+        fetchConfig(), allTime && fetchPackages(allTime), allTime && fetchModels(allTime),
       ]);
       if (id !== loadId) return;
       if (selection) selection.series = rowHistory.series;
+      const lastEver = new Map((packagesEver ?? []).map((pack) => [pack.package, pack.last_seen]));
       Object.assign(state, {
-        data: { status, packages, summary, live, models: prepareModels(models), quarantine, log, duplicates }, error: null,
+        data: {
+          status, summary, live, quarantine, log, duplicates, config: config.config,
+          packages: packages.map((pack) => ({ ...pack, lastEver: lastEver.get(pack.package) ?? null })),
+          models: prepareModels(models, modelsEver),
+        },
+        error: null,
       });
       state.selected.clear();  // a selection of rows that may have moved since
     } catch (error) {
@@ -137,6 +158,7 @@ export function createPanel() {
     if (!view) return;
     renderBusy();
     for (const tab of view.tabs) tab.setAttribute("aria-selected", String(tab.dataset.tab === state.tab));
+    view.searchBox.hidden = !SEARCHABLE_TABS.includes(state.tab);
     const users = state.data?.status.users ?? [];
     view.range.replaceChildren(...[
       rangeSwitch({ days: state.days, onSelect: selectDays }),
@@ -144,7 +166,7 @@ export function createPanel() {
     ].filter(Boolean));
     view.download.href = exportUrl({ what: state.tab === "nodes" ? "packages" : "models", format: "csv", days: state.days, user: state.user ?? undefined });
     view.summary.replaceChildren(...(state.data
-      ? [overview({ ...state.data, selection: state.selection, onClearSelection: () => selectRow(null) })]
+      ? [overview({ ...state.data, selection: state.selection, days: state.days, onClearSelection: () => selectRow(null) })]
       : []));
     const phase = state.error ? "error" : state.data ? "ready" : "loading";
     view.root.dataset.state = phase;
@@ -173,12 +195,23 @@ export function createPanel() {
       nodes: () => nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter, actions }),
       models: () => modelsTab({
         ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter,
-        selected: state.selected, actions,
+        selected: state.selected, actions, lorasOff: !state.data.config.track_loras, onTrackLoras: trackLoras,
       }),
       duplicates: () => duplicatesView({ status: state.data.duplicates }),
       quarantine: () => quarantineView({ quarantine: state.data.quarantine, log: state.data.log, actions }),
     };
     return [empty, bodies[state.tab]()].filter(Boolean);
+  }
+
+  /** The Models tab's offer while LoRAs are not tracked: turn the setting on (the dialog follows) and reload. */
+  async function trackLoras() {
+    try {
+      await updateConfig({ track_loras: true });
+      await onConfigChanged?.();
+    } catch (error) {
+      state.error = error.message || String(error);
+    }
+    return load();
   }
 
   return { mount, load };

@@ -34,14 +34,21 @@ export function serverSettings({ fields, read, write }) {
     try {
       await write({ [spec.field]: spec.toServer ? spec.toServer(value) : value });
     } catch (error) {
-      app.extensionManager?.toast?.add({ severity: "error", summary: "Usage Stats setting not saved", detail: error.message, life: 6000 });
+      app.extensionManager?.toast?.add({
+        severity: "error", summary: `${spec.name}: not saved`, detail: inDialogWords(error.message), life: 6000,
+      });
       await sync().catch(() => {});
     }
   }
 
+  /** The server names fields ("safe_days must be greater than consider_days"); the dialog shows labels. */
+  function inDialogWords(message) {
+    return fields.reduce((text, { field, name }) => text.replace(new RegExp(`\\b${field}\\b`, "g"), name), message);
+  }
+
   const settings = fields.map(({ field, toSetting, toServer, ...params }) => ({
     ...params,
-    onChange: (value, previous) => send({ field, toServer }, value, previous),
+    onChange: (value, previous) => send({ field, toServer, name: params.name }, value, previous),
   }));
   return { settings, sync };
 }

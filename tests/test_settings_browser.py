@@ -1,0 +1,67 @@
+"""The Usage Stats settings in ComfyUI's own settings dialog, on both frontends: in the order people read
+them, the model types as a choice among this ComfyUI's types, and a refused value named as the dialog names it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from browser_helpers import UsageStatsPage
+
+pytestmark = pytest.mark.browser
+
+IN_ORDER = [
+    "Record prompts",
+    "Track LoRA files",
+    "Model types to track",
+    "Days unused before “Consider removing”",
+    "Days unused before “Safe to remove”",
+    "Days of per-prompt detail to keep (totals are kept forever)",
+    "Allow moving files while ComfyUI listens on the network",
+    "Unload idle models",
+]
+
+
+@pytest.fixture
+def page(browser, sample_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    stats = UsageStatsPage(context.new_page(), sample_server.url)
+    stats.page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Tracking.Enabled') === true")
+    yield stats.page
+    context.close()
+
+
+def open_usage_stats_settings(page):
+    page.evaluate("() => window.app.extensionManager.command.execute('Comfy.ShowSettingsDialog')")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Usage Stats", exact=True).first.click()
+    expect(dialog.get_by_text(IN_ORDER[0], exact=True)).to_be_visible()
+    return dialog
+
+
+def test_settings_appear_tracking_first_switch_on_top_thresholds_increasing(page):
+    dialog = open_usage_stats_settings(page)
+    tops = [dialog.get_by_text(label, exact=True).first.bounding_box()["y"] for label in IN_ORDER]
+    assert tops == sorted(tops), list(zip(IN_ORDER, tops, strict=True))
+
+
+def test_model_types_are_a_choice_among_this_comfyuis_types(page, sample_server):
+    options = page.evaluate("""() => {
+        const spec = window.app.extensionManager.setting.settingsById?.["UsageStats.Tracking.ModelTypes"]
+            ?? window.app.ui.settings.settingsParamLookup?.["UsageStats.Tracking.ModelTypes"];
+        return spec ? spec.options("").map(o => o.value) : null;
+    }""")
+    types = sample_server.get("/nodes-stats/config")["model_types"]
+    assert options is not None and options[0] == "" and options[1:] == types
+    assert "checkpoints" in types
+
+
+def test_a_refused_value_names_the_setting_as_the_dialog_does(page, sample_server):
+    page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Tiers.SafeDays', 10)")
+    expect(page.get_by_text("Days unused before “Safe to remove”: not saved", exact=True)).to_be_visible()
+    expect(page.get_by_text(
+        "Days unused before “Safe to remove” (10) must be greater than Days unused before “Consider removing” (30)",
+        exact=True)).to_be_visible()
+    page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Tiers.SafeDays') === 60")
+    assert sample_server.get("/nodes-stats/config")["config"]["safe_days"] == 60
