@@ -448,7 +448,7 @@ class MemoryManager:
 
     def _settled(self, restored) -> None:
         """The stored settings are in place (or, without a database, the defaults stay): changes may come."""
-        if restored.exception() is not None:
+        if restored.exception() is not None and not self.writer.unavailable:  # else the writer said why, once
             warn_once("unload-settings", "could not read the unload settings (%s); idle unload stays off", restored.exception())
         self.ready.set()
         self.apply()
