@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TAB_BUTTON, UsageStatsPage, seed_base
+from browser_helpers import ARTIFACTS, TAB_BUTTON, UsageStatsPage, seed_base
 from comfyui import ComfyServer, place_file, until
 
 pytestmark = pytest.mark.browser
@@ -50,14 +50,6 @@ def wait_idle(server: ComfyServer) -> None:
     """Until ComfyUI has run (or failed) everything queued, so no late error dialog covers the page."""
     until(lambda: (lambda q: not q["queue_running"] and not q["queue_pending"])(server.get("/queue")), 120,
           "ComfyUI to run everything queued", server)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="class")
