@@ -51,8 +51,7 @@ class Decisions:
         """Settle every move a crash interrupted (the pack journal and every quarantine on disk)."""
         with self._lock:
             self.journal.settle(self.now())
-            for root in quarantine.roots_on_disk():
-                quarantine.holdings(root, self.now(), self._new_id)
+            self._holdings()
 
     def adopt_legacy(self, legacy: dict) -> None:
         """Take over the keep list, quarantine and actions log an older version kept in the database."""
@@ -158,7 +157,7 @@ class Decisions:
     def actions(self, limit: int = 200) -> list[dict]:
         """Every action that took effect, newest first."""
         with self._lock:
-            journals = [self.journal] + [quarantine.manifest(root) for root in quarantine.roots_on_disk()]
+            journals = self._journals()
             done = [
                 _logged(move) for journal in journals for move in journal.moves()
                 if move.outcome == DONE and not move.details.get("adopted")  # a record taken over, not an action
@@ -171,9 +170,13 @@ class Decisions:
     def _new_id(self) -> int:
         """An id no move ever had: above every id in every journal, and above the clock in milliseconds, so
         even ids from a quarantine folder someone deleted are never handed out again."""
-        journals = [self.journal] + [quarantine.manifest(root) for root in quarantine.roots_on_disk()]
-        highest = max((r["id"] for journal in journals for r in journal.records() if "id" in r), default=0)
+        highest = max((r["id"] for journal in self._journals() for r in journal.records() if "id" in r), default=0)
         return max(highest + 1, int(self._clock() * 1000))
+
+
+    def _journals(self) -> list[Journal]:
+        """This machine's decisions journal and the manifest of every quarantine on disk."""
+        return [self.journal] + [quarantine.manifest(root) for root in quarantine.roots_on_disk()]
 
 
 def _entry(move: Move) -> dict:
