@@ -36,8 +36,12 @@ from .writer import Writer, WriterBusy
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 100_000
 COMPRESS_ABOVE_BYTES = 4096
-REPORT_MAX_AGE_SECONDS = 60
-"""A cached model report is rebuilt at least this often, so tiers age even when nothing else changes."""
+AGING_STEP_SECONDS = 3600
+"""A cached report is classified again at least this often, so tiers age when nothing else changes.
+
+Tiers are counted in days, and a late step only ever shows an item as less removable than it is."""
+SIZES_MAX_AGE_SECONDS = 600
+"""Sizes are read again at least this often: a file rewritten under its own name changes no listing."""
 MODEL_PAGES_KEPT = 16
 """Encoded /models pages (filter and paging combinations) kept for the current report only."""
 MAX_BODY_BYTES = 64 * 1024
@@ -186,7 +190,9 @@ class StatsApi:
         self.comfy_users = comfy_users
         self.evidence = evidence
         self.import_seconds = import_seconds
-        self._model_cache: tuple[tuple, list[dict]] | None = None
+        self._file_facts = Memo()
+        self._model_evidence = Memo()
+        self._model_report_memo = Memo()
         self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
         self._changing = asyncio.Lock()
         """One settings change at a time, each validated against the values the one before it saved."""
@@ -375,7 +381,6 @@ class StatsApi:
         packages = self.writer.packages
         installed = packages.installed()
         first = store.package_first_installed()
-        self._note_first_sightings(packages=[p.name for p in installed if p.name not in first])
         package_of = packages.packages_by_class()
         evidence, references, kept = self.evidence.for_packages(package_of) if self.evidence else ({}, {}, set())
         report = package_report(
@@ -392,34 +397,37 @@ class StatsApi:
         return usage_report(store.node_rows(), self.writer.packages.packages_by_class(), view, store.totals("node", view))
 
     def _model_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
-        """The full model report, rebuilt only when a listing, the database, the minute or the view changed.
+        """The full model report, rebuilt from three cached parts, each keyed by only what it depends on.
 
-        At 20k files building it costs far more than any request should; what it depends on is the model
-        listings (mapper version), every write (store version) and the clock (tiers age: one minute at most).
+        At 20k files the sizes (a stat per file) and the saved workflows' evidence cost most; they follow the
+        listings (and the workflows), while the classification follows every write, the clock and the view.
         """
         models = self.writer.models
         installed = models.installed()
+        now = store.now()
+        facts_key = (models.version, now // SIZES_MAX_AGE_SECONDS)
+        infos = self._file_facts.get(facts_key, lambda: disk.stat_listing(installed, _full_path))
+        evidence_key = (models.version, self.evidence.version() if self.evidence else None)
+        evidence = self._model_evidence.get(
+            evidence_key, lambda: self.evidence.for_models(installed) if self.evidence else ({}, {}, set())
+        )
         thresholds = self._thresholds(store)
-        workflows = self.evidence.version() if self.evidence else 0
-        key = (models.version, store.version, workflows, store.now() // REPORT_MAX_AGE_SECONDS, thresholds, view)
-        cached = self._model_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        report = self._build_model_report(store, models, installed, thresholds, view)
-        self._model_cache = (key, report)
-        self._model_pages = {}  # pages of the old report would keep all of it alive
+        key = (facts_key, evidence_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
+        report = self._model_report_memo.get(
+            key, lambda: self._build_model_report(store, models, installed, infos, evidence, thresholds, view)
+        )
         return report
 
-    def _build_model_report(self, store: UsageStore, models, installed, thresholds: Thresholds, view: View) -> list[dict]:
-        first = store.model_first_installed()
-        self._note_first_sightings(models=[(t, n) for t, names in installed.items() for n in names if (t, n) not in first])
-        infos = disk.stat_listing(installed, _full_path)
+    def _build_model_report(
+        self, store: UsageStore, models, installed, infos, evidence, thresholds: Thresholds, view: View
+    ) -> list[dict]:
+        self._model_pages = {}  # pages of the old report would keep all of it alive
         same_file = {**models.same_file_keys(), **disk.identities(infos)}  # every name of one file shares its usage
-        evidence, references, kept = self.evidence.for_models(installed) if self.evidence else ({}, {}, set())
+        evidence, references, kept = evidence
         switched_off_in = store.reference_rows()
         report = model_report(
-            store.model_rows(), installed, first, store.now(), same_file, thresholds, view, store.totals("model", view),
-            with_switched_off(evidence, switched_off_in),
+            store.model_rows(), installed, store.model_first_installed(), store.now(), same_file, thresholds, view,
+            store.totals("model", view), with_switched_off(evidence, switched_off_in),
         )
         for section in report:
             mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
@@ -437,10 +445,22 @@ class StatsApi:
             return self._usage_report(store, view)
         return exports.daily_rows(store, view)
 
-    def _note_first_sightings(self, packages=(), models=()) -> None:
-        """Items this report met for the first time are remembered from now on (by the writer, the only writer)."""
-        if packages or models:
-            self.writer.submit(lambda store: store.note_installed(packages, models))
+
+class Memo:
+    """One cached value and the key it was built for: built again only when asked with another key.
+
+    Two threads asking at once may both build; the last one's value stays. Nothing is ever wrong, only
+    done twice, which is cheaper than making every reader wait behind a lock.
+    """
+
+    def __init__(self):
+        self._entry: tuple[object, object] | None = None
+
+    def get(self, key, build):
+        entry = self._entry
+        if entry is None or entry[0] != key:
+            entry = self._entry = (key, build())
+        return entry[1]
 
 
 def _attach_load_stats(report: list[dict], loads: dict[tuple[str, str], tuple[int, int, int, int]]) -> None:

@@ -549,8 +549,9 @@ class UsageStore:
         self.version += 1
 
     def note_installed(self, packages: Iterable[str] = (), models: Iterable[tuple[str, str]] = ()) -> None:
-        """Remember when each item was first seen installed; later sightings change nothing."""
+        """Remember when each item was first seen installed; later sightings change nothing (not even the version)."""
         now = self.now()
+        changes = self._db.total_changes
         with atomic(self._db) as db:
             db.executemany(
                 "INSERT OR IGNORE INTO package_inventory (package, first_installed) VALUES (?, ?)",
@@ -560,7 +561,8 @@ class UsageStore:
                 "INSERT OR IGNORE INTO model_inventory (model_type, model_name, first_installed) VALUES (?, ?, ?)",
                 [(t, n, now) for t, n in models],
             )
-        self.version += 1
+        if self._db.total_changes != changes:
+            self.version += 1
 
     def reset(self) -> None:
         """Forget everything: usage, the prompt log, models and first sightings (the clock restarts)."""
@@ -608,13 +610,17 @@ class UsageStore:
         return True
 
     def save_settings(self, group: str, values: dict) -> None:
-        """Store one group of settings (e.g. "config") as JSON; a reset keeps them."""
+        """Store one group of settings (e.g. "config") as JSON; a reset keeps them. Saving the same values
+        again changes nothing, not even the version (so cached reports stay)."""
+        changes = self._db.total_changes
         with atomic(self._db) as db:
             db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                """INSERT INTO meta (key, value) VALUES (?, ?)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value""",
                 (f"settings:{group}", json.dumps(values)),
             )
-        self.version += 1
+        if self._db.total_changes != changes:
+            self.version += 1
 
     def load_settings(self, group: str) -> dict:
         """The stored settings of `group`, or {} if none were saved (or the row is not a JSON object)."""

@@ -321,6 +321,7 @@ class Writer:
             items = self._take(timeout=backoff or IDLE_SECONDS)
             self._release_overdue_verdicts()
             if not items and not self._pending:
+                self._note_listing_changes(store)
                 self._prune_when_idle(store)
                 continue
             stop = _STOP in items
@@ -329,8 +330,7 @@ class Writer:
             for item in items:
                 if item is not _STOP:
                     backoff = self._handle(store, item, backoff)
-            if self.models.version != self._noted_version:  # the view changed, maybe inside models_in
-                self._note_installed(store)
+            self._note_listing_changes(store)  # the view may have changed inside models_in
             backoff = self._write(store, backoff)
             if stop:
                 return
@@ -509,6 +509,14 @@ class Writer:
                 self._spellings.clear()
             spelled = self._spellings[class_type] = storable(class_type)
         return spelled
+
+    def _note_listing_changes(self, store: UsageStore) -> None:
+        """A listing a report or a prompt re-read since the last inventory: its new items are first seen now.
+
+        Reports never write; they treat an item not yet noted as first seen at the time they are built.
+        """
+        if self.models.version != self._noted_version:
+            self._note_installed(store)
 
     def _note_installed(self, store: UsageStore) -> None:
         """Record first sightings of what is installed now, so never-used items age from today, not earlier."""

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from api_app import AppClient
+from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
 from usage_stats.tracker import UsageStore
 from usage_stats.writer import Writer
@@ -63,6 +64,23 @@ def test_every_change_refuses_another_sites_page(app):
     for method, path in changes:
         status, body, headers = app.call(method, path, json={}, headers={"Origin": "http://evil.example"})
         assert "another site" in assert_error(status, body, headers, 403)["error"]
+
+
+def test_no_read_hands_the_writer_anything(app, monkeypatch):
+    """A GET only reads, even when it meets a model file for the first time: first sightings are the writer's
+    own inventory, and until it is taken a report counts the file as first seen now."""
+    from pathlib import Path
+
+    import folder_paths
+
+    app.writer.flush()  # the writer's inventory at start is taken
+    place_file(Path(folder_paths.models_dir) / "checkpoints" / "new-since-start.safetensors")
+    handed = []
+    monkeypatch.setattr(app.writer, "submit", lambda task, wait_seconds=0: handed.append(task))
+    for method, path in every_route(app):
+        if method == "GET":
+            assert app.call(method, path)[0] in (200, 404, 503), path  # 503: no memory manager in this app
+    assert handed == []
 
 
 def test_a_full_writer_queue_answers_503_at_once(app, monkeypatch):

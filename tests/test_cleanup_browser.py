@@ -213,11 +213,14 @@ def large_server(tmp_path_factory, frontend):
 
 
 def test_twenty_thousand_rows_open_within_the_readme_figure(browser, large_server):
-    """The first opening after a start waits for ComfyUI to list and stat every file; the figure is the next one."""
+    """The first opening after a start waits for ComfyUI to list and stat every file, and the writer to note
+    them as first seen; the figure is of an opening after that."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     ui = CleanupPage(context.new_page(), large_server.url)
     ui.open_cleanup()
     ui.close_cleanup()
+    large_server.flush()
+    large_server.get("/nodes-stats/models?days=all")
     start = time.monotonic()
     ui.open_cleanup()
     expect(ui.rows().first).to_be_visible()

@@ -85,6 +85,17 @@ def test_first_sightings_are_never_moved_later(store):
     assert store.model_first_installed() == {("vae", "v.safetensors"): NOW}
 
 
+def test_a_write_that_changes_nothing_keeps_the_version_so_cached_reports_stay(store):
+    store.note_installed(packages=["Pack"], models=[("vae", "v.safetensors")])
+    store.save_settings("config", {"safe_days": 60})
+    version = store.version
+    store.note_installed(packages=["Pack"], models=[("vae", "v.safetensors")])
+    store.save_settings("config", {"safe_days": 60})
+    assert store.version == version
+    store.note_installed(models=[("vae", "w.safetensors")])
+    assert store.version == version + 1
+
+
 def test_reset_clears_usage_models_and_sightings(store):
     store.record([use(NOW, {"KSampler": "__builtin__"}, [("vae", "v.safetensors")])])
     store.note_installed(packages=["Pack"], models=[("vae", "v.safetensors")])

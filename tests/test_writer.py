@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from comfyui import place_file
+from comfyui import place_file, until
 from usage_stats.mapper import ModelMapper, PackageMapper
 from usage_stats.tracker import DAY, UsageStore
 from usage_stats.writer import Finished, Submission, Writer, current_submission
@@ -101,6 +101,14 @@ def test_a_file_name_that_is_not_utf8_is_still_listed_and_recorded(writer, fake_
 def test_items_installed_at_start_are_noted_as_first_seen(writer):
     writer.flush()
     assert ("checkpoints", "a.safetensors") in writer.store.model_first_installed()
+
+
+def test_a_file_a_report_lists_first_is_noted_by_the_writer_while_idle(writer, fake_comfy):
+    writer.flush()
+    place_file(fake_comfy.models / "checkpoints" / "b.safetensors")
+    assert "b.safetensors" in writer.models.installed()["checkpoints"]  # a report's listing, nothing queued
+    until(lambda: ("checkpoints", "b.safetensors") in writer.store.model_first_installed(), timeout=5,
+          what="the idle writer's inventory")
 
 
 # ---- wiring
