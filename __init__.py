@@ -15,31 +15,35 @@ WEB_DIRECTORY = "./js"
 
 
 def _install(prompt_server) -> None:
-    from .access import Access
     from .actions.decisions import Decisions
-    from .evidence import EvidenceSource
-    from .import_times import ImportTimes
+    from .api.access import Access
+    from .api.app import App
+    from .api.routes import register_routes
+    from .evidence.import_times import ImportTimes
+    from .evidence.source import EvidenceSource
+    from .evidence.workflows import SavedWorkflows
     from .mapper import ModelMapper, PackageMapper
-    from .memory import start_memory
-    from .outcomes import queue_state, submission_middleware, wrap_task_done
-    from .routes import DecisionsApi, StatsApi, register_routes
-    from .workflows import SavedWorkflows
-    from .writer import Writer, database_path, open_store
+    from .memory.manager import start_memory
+    from .recording.outcomes import queue_state, submission_middleware, wrap_task_done
+    from .recording.writer import Writer, database_path, open_store
+    from .reports.service import Reports
 
     import_times = ImportTimes().attach()  # before ComfyUI logs the packs' import times, after every import
     packages = PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__)))
     writer = Writer(open_store, packages, ModelMapper())
     decisions = Decisions(os.path.dirname(database_path()), packages.is_protected)
-    api = StatsApi(
+    evidence = EvidenceSource(SavedWorkflows(), decisions)
+    app = App(
         writer,
+        Reports(packages, writer.models, writer.thresholds, evidence, import_times.seconds),
+        decisions,
+        Access.from_comfyui(),
+        evidence,
+        start_memory(prompt_server, writer),
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
-        evidence=EvidenceSource(SavedWorkflows(), decisions),
-        import_seconds=import_times.seconds,
     )
-    access = Access.from_comfyui()
-    decisions_api = DecisionsApi(api, decisions, writer.config, access.listen)
-    register_routes(prompt_server.routes, access, api, decisions_api, start_memory(prompt_server, writer))
+    register_routes(prompt_server.routes, app)
     writer.start()
     writer.submit(decisions.take_over)  # the keep list and quarantine of an older version; moves a crash cut short
     atexit.register(writer.stop)

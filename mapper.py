@@ -1,7 +1,7 @@
 """What ComfyUI has installed, which pack each node type comes from, and which model files a prompt uses.
 
 Everything ComfyUI-specific about *reading* the install lives here, so the storage and the rules in
-tracker.py stay plain Python. All of it runs on the writer thread or in a route's executor, never on the
+domain/ stay plain Python. All of it runs on the writer thread or in a route's executor, never on the
 hook path. ComfyUI's modules are imported inside the methods: importing this file outside ComfyUI works.
 """
 
@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from . import switches
-from .files import open_regular
-from .logs import warn_once
-from .tracker import BUILTIN_PACKAGE, InstalledPackage, storable
+from .domain import switches
+from .domain.values import BUILTIN_PACKAGE, InstalledPackage, normalise, storable
+from .support.files import model_path, open_regular
+from .support.logs import warn_once
 
 NOT_MODEL_TYPES = frozenset({"loras", "configs", "custom_nodes", "temp", "output", "input"})
 """Folder types that are not tracked: LoRAs by the design's default, the rest are not model files."""
@@ -59,11 +59,6 @@ EMBEDDING_REF = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+?)(?::[\d.]+)?(?=[\
 EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")
 RESOLVED_CACHE_SIZE = 50_000
 """Distinct (class, input, value) choices remembered between listing changes; beyond this the memo restarts."""
-
-
-def normalise(name: str) -> str:
-    """One storable spelling per relative model path: ComfyUI lists `sdxl\\foo` on Windows, `sdxl/foo` elsewhere."""
-    return storable(name.replace("\\", "/"))
 
 
 # --------------------------------------------------------------------------- packages
@@ -493,7 +488,7 @@ class ModelMapper:
         keys = {}
         for model_type in overlapping:
             for name in listings[model_type]:
-                full = folder_paths.get_full_path(model_type, name)
+                full = model_path(model_type, name)
                 if full:
                     keys[(model_type, name)] = os.path.realpath(full)
         return keys

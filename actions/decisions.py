@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from ..tracker import iso
+from ..domain.values import iso
 from . import packs, quarantine
 from .journal import DONE, Journal, Move
 from .moves import ActionRefused, identity

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from ..logs import log, warn_once
+from ..support.logs import log, warn_once
 from .moves import ActionRefused, fail_point, move_no_replace, sync_folder
 
 DONE, UNDONE, MISSING = "done", "undone", "missing"

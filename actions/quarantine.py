@@ -15,6 +15,7 @@ import stat
 from typing import Callable
 
 from .journal import DONE, UNDONE, Journal, Move, journalled_move
+from ..support.files import model_path
 from .moves import ActionRefused, delete_file, fail_point, folder_below, identity, inside, sync_folder
 
 QUARANTINE_FOLDER = ".usage-stats-quarantine"
@@ -46,7 +47,7 @@ def model_file(model_type: str, model_name: str, listing: dict[str, list[str]]) 
         raise ActionRefused(400, f"refused: {model_name!r} is not a plain relative name inside a model folder")
     if model_name not in listing.get(model_type, ()):
         raise ActionRefused(404, f"no {model_type} model named {model_name!r} is installed")
-    path = folder_paths.get_full_path(model_type, model_name)
+    path = model_path(model_type, model_name)
     folder = next((os.path.abspath(d) for d in folder_paths.get_folder_paths(model_type)
                    if path and inside(os.path.abspath(path), os.path.abspath(d))), None)
     if folder is None:

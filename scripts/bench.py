@@ -35,7 +35,7 @@ _package = types.ModuleType("usage_stats")  # the checkout as a package, without
 _package.__path__ = [str(REPO)]
 sys.modules.setdefault("usage_stats", _package)
 
-from comfyui import ComfyServer, PACK_NAME, place_file  # noqa: E402
+from comfyui import PACK_NAME, ComfyServer, place_file  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str]] = []  # (section, measure, figure, target)
 HEAVY_CLIENTS = 1  # clients looping on /models while a cheap GET measures the event loop (2 would saturate 2 cores)
@@ -112,8 +112,8 @@ def fake_comfy(base: Path):
 
 def new_writer(base: Path, queue_size: int):
     from usage_stats.mapper import ModelMapper, PackageMapper
+    from usage_stats.recording.writer import Writer
     from usage_stats.tracker import UsageStore
-    from usage_stats.writer import Writer
 
     path = base / "user" / "__nodes_stats" / "usage_stats.db"
     return Writer(lambda: UsageStore(str(path)), PackageMapper(own_pack=PACK_NAME), ModelMapper(), queue_size=queue_size), path
@@ -142,7 +142,7 @@ def bench_hook(quick: bool) -> None:
 
 def bench_wrapper(quick: bool) -> None:
     """What LoadWatch's wrapper of folder_paths.get_full_path adds to each call (the runtime witness)."""
-    from usage_stats.memory import LoadWatch, wrap
+    from usage_stats.memory.manager import LoadWatch, wrap
 
     base = Path(tempfile.mkdtemp(prefix="bench-wrapper-"))
     original = fake_comfy(base).get_full_path
@@ -205,7 +205,8 @@ def build_history(path: Path, prompts: int, packs: int, nodes_per_pack: int, mod
     through UsageStore.record; returns seconds taken. Each prompt picks its custom nodes and models at
     random among all of them, or with `working_set`, among that many that change every week (as a person
     works on a few workflows at a time)."""
-    from usage_stats.tracker import PromptUse, UsageStore
+    from usage_stats.domain.values import PromptUse
+    from usage_stats.tracker import UsageStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
     store = UsageStore(str(path))
@@ -271,8 +272,9 @@ def bench_storage_bound(prompts: int, workdir: Path, models: dict[str, list[str]
 
 
 def bench_retention(prompts: int, workdir: Path, models: dict[str, list[str]], label: str, working_set: int | None) -> None:
-    from usage_stats.settings import CONFIG_FIELDS, defaults
-    from usage_stats.tracker import DAY, UsageStore
+    from usage_stats.domain.values import DAY
+    from usage_stats.recording.settings import CONFIG_FIELDS, defaults
+    from usage_stats.tracker import UsageStore
 
     retention_days = defaults(CONFIG_FIELDS)["retention_days"]
     path = workdir / f"history-2y-{working_set}" / "usage_stats.db"

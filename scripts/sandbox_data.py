@@ -22,7 +22,8 @@ package = types.ModuleType("usage_stats")
 package.__path__ = [str(REPO)]
 sys.modules.setdefault("usage_stats", package)  # the tests' own, when they import this module
 
-from usage_stats.tracker import DAY, Outcome, PromptUse, UsageStore  # noqa: E402
+from usage_stats.domain.values import DAY, Outcome, PromptUse  # noqa: E402
+from usage_stats.tracker import UsageStore  # noqa: E402
 
 HISTORY_DAYS = 120
 

@@ -11,29 +11,29 @@ import json
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
 from comfyui import free_port
 
 
 class AppClient:
     """A started test server with our routes, and a blocking `call(method, path, **kwargs)` for tests."""
 
-    def __init__(self, writer, data_folder: str, listen: str = "127.0.0.1", middlewares=(), config=None):
+    def __init__(self, writer, data_folder: str, listen: str = "127.0.0.1", middlewares=()):
         from server import PromptServer
 
-        from usage_stats.access import Access
         from usage_stats.actions.decisions import Decisions
+        from usage_stats.api.access import Access
+        from usage_stats.api.app import App
+        from usage_stats.api.routes import register_routes
         from usage_stats.mapper import PackageMapper
-        from usage_stats.routes import DecisionsApi, StatsApi, register_routes
+        from usage_stats.reports.service import Reports
 
         self.writer = writer
         self.port = free_port()
         self.access = Access(listen, self.port)
         self.decisions = Decisions(data_folder, PackageMapper(own_pack="comfyui-usage-stats").is_protected)
-        api = StatsApi(writer)
-        config = config if config is not None else writer.config
+        reports = Reports(writer.packages, writer.models, writer.thresholds)
         prompt_server = PromptServer()
-        register_routes(prompt_server.routes, self.access, api, DecisionsApi(api, self.decisions, config, listen))
+        register_routes(prompt_server.routes, App(writer, reports, self.decisions, self.access))
         app = web.Application(middlewares=list(middlewares))
         app.add_routes(prompt_server.routes)
         self.loop = asyncio.new_event_loop()

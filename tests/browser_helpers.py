@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from playwright.sync_api import Page, expect, sync_playwright
-
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -115,9 +115,8 @@ def sample_server(tmp_path_factory, frontend):
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium per test module (a module may define its own)."""
-    from playwright.sync_api import sync_playwright
-
     from browser_helpers import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

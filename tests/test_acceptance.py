@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file
-from usage_stats.tracker import DAY, PromptUse, UsageStore
+from usage_stats.domain.values import DAY, PromptUse
+from usage_stats.tracker import UsageStore
 
 pytestmark = pytest.mark.comfyui
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from api_app import AppClient
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.recording.writer import Writer
 from usage_stats.tracker import UsageStore
-from usage_stats.writer import Writer
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +98,7 @@ def test_this_computers_own_host_names_are_let_in():
     """A browser on the network may open ComfyUI by the computer's name; a rebinding page cannot carry that Host."""
     import socket
 
-    from usage_stats.access import Access
+    from usage_stats.api.access import Access
 
     access = Access("0.0.0.0", 8188, machine=("studio-pc", "studio-pc.local"))
     assert access.host_refusal("studio-pc:8188") is None and access.host_refusal("STUDIO-PC.local:8188") is None

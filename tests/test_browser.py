@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
-
 from browser_helpers import ARTIFACTS, TAB_BUTTON, UsageStatsPage, seed_base
 from comfyui import ComfyServer, place_file, until
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 

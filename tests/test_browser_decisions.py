@@ -8,11 +8,11 @@ import re
 import time
 
 import pytest
-from playwright.sync_api import expect
-
 from browser_helpers import open_ui, seed_base
 from comfyui import ComfyServer, place_file
-from usage_stats.tracker import DAY, UsageStore
+from playwright.sync_api import expect
+from usage_stats.domain.values import DAY
+from usage_stats.tracker import UsageStore
 
 pytestmark = pytest.mark.browser
 
@@ -101,8 +101,8 @@ def test_the_duplicates_tab_finds_identical_files_and_the_space_they_waste(ui):
 
 
 def test_history_is_imported_from_past_outputs_after_a_confirmation(ui, server):
-    from test_decisions import save_png
     from comfyui import prompt_using
+    from test_decisions import save_png
 
     past = time.time() - 120 * DAY
     save_png(server.base / "output" / "ComfyUI_00001_.png", json.dumps(prompt_using(OLD_MODEL)), mtime=past)

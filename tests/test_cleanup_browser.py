@@ -12,10 +12,9 @@ import sys
 import time
 
 import pytest
-from playwright.sync_api import expect
-
 from browser_helpers import ARTIFACTS, TIMEOUT_MS, UsageStatsPage, frontend_args, quiet
 from comfyui import REPO, ComfyServer, until
+from playwright.sync_api import expect
 
 sys.path.insert(0, str(REPO / "scripts"))
 import sandbox_data  # noqa: E402

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file
 
 pytestmark = pytest.mark.comfyui

@@ -8,15 +8,21 @@ import os
 from pathlib import Path
 
 import pytest
-
 from api_app import AppClient
 from comfyui import place_file
-from usage_stats import access, disk, evidence, workflows
-from usage_stats.actions.quarantine import registered_folders
 from usage_stats.actions.decisions import Decisions
 from usage_stats.actions.moves import ActionRefused
-from usage_stats.mapper import PackageMapper
-from usage_stats.tracker import DAY, model_report, package_report, InstalledPackage
+from usage_stats.actions.quarantine import registered_folders
+from usage_stats.api import access
+from usage_stats.domain.values import DAY, InstalledPackage
+from usage_stats.evidence import source as evidence
+from usage_stats.evidence import workflows
+from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.recording.writer import Writer
+from usage_stats.reports import disk
+from usage_stats.reports.models import model_report
+from usage_stats.reports.packages import package_report
+from usage_stats.tracker import UsageStore
 
 NOW = 1_800_000_000
 
@@ -260,10 +266,11 @@ def test_which_listen_addresses_are_beyond_loopback(listen, beyond):
 
 def answer(tmp_path, listen: str, allow: bool, path: str = "/nodes-stats/quarantine") -> tuple[int, dict]:
     """POST an action to a real aiohttp app holding our routes, with ComfyUI said to listen on `listen`."""
-    from usage_stats.settings import CONFIG_FIELDS, Config
+    from usage_stats.recording.settings import CONFIG_FIELDS, Config
 
-    config = Config(CONFIG_FIELDS, {"allow_remote_actions": allow})
-    app = AppClient(None, str(tmp_path / "decisions"), listen=listen, config=config)
+    writer = Writer(lambda: UsageStore(str(tmp_path / "usage.db")), PackageMapper(own_pack="us"), ModelMapper())
+    writer.config = Config(CONFIG_FIELDS, {"allow_remote_actions": allow})  # as restored at start; never started
+    app = AppClient(writer, str(tmp_path / "decisions"), listen=listen)
     try:
         return app.json("POST", path, {"models": []})
     finally:
@@ -282,8 +289,8 @@ def test_actions_are_refused_while_comfyui_listens_beyond_loopback_unless_the_se
 
 
 def test_duplicates_are_files_of_equal_content_not_equal_size_nor_other_names_of_one_file(fake_comfy, store):
-    from usage_stats.duplicates import find_duplicates
-    from usage_stats.jobs import Job
+    from usage_stats.reports.duplicates import find_duplicates
+    from usage_stats.support.jobs import Job
 
     ckpt, vae = fake_comfy.models / "checkpoints", fake_comfy.models / "vae"
     place_file(ckpt / "copy one ü.safetensors", b"D" * 3000)
@@ -316,7 +323,7 @@ def test_duplicates_are_files_of_equal_content_not_equal_size_nor_other_names_of
 
 
 def test_a_cancelled_job_stops_and_says_so():
-    from usage_stats.jobs import Job
+    from usage_stats.support.jobs import Job
 
     job = Job("test")
 
@@ -360,7 +367,7 @@ def save_png(path, prompt_text=None, workflow=None, mtime=NOW - 200 * DAY):
 def test_png_text_reads_savimage_chunks_and_survives_truncated_and_hostile_files(tmp_path):
     import zlib
 
-    from usage_stats.outputs import png_text, prompt_of
+    from usage_stats.evidence.outputs import png_text, prompt_of
 
     whole = save_png(tmp_path / "ok.png", json.dumps(PAST_PROMPT))
     assert json.loads(png_text(str(whole))["prompt"]) == PAST_PROMPT
@@ -379,9 +386,9 @@ def test_png_text_reads_savimage_chunks_and_survives_truncated_and_hostile_files
 
 
 def test_history_import_counts_each_past_prompt_once_even_when_run_twice(tmp_path, store):
-    from usage_stats.jobs import Job
-    from usage_stats.outputs import import_history
-    from usage_stats.tracker import PromptUse
+    from usage_stats.domain.values import PromptUse
+    from usage_stats.evidence.outputs import import_history
+    from usage_stats.support.jobs import Job
 
     output = tmp_path / "output"
     save_png(output / "ComfyUI_00001_.png", json.dumps(PAST_PROMPT))
@@ -486,7 +493,7 @@ def finishes(work, timeout: float = 10.0):
 
 
 def test_a_fifo_swapped_in_after_the_check_is_refused_without_waiting(tmp_path, monkeypatch):
-    from usage_stats import files
+    from usage_stats.support import files
 
     fifo = make_fifo(tmp_path / "image.png")
     with pytest.raises(files.SkippedFile, match="not a regular file"):
@@ -497,9 +504,9 @@ def test_a_fifo_swapped_in_after_the_check_is_refused_without_waiting(tmp_path, 
 
 
 def test_history_import_reports_fifos_sockets_and_empty_images_and_reads_the_rest(tmp_path, store):
-    from usage_stats.jobs import Job
-    from usage_stats.outputs import import_history
-    from usage_stats.tracker import PromptUse
+    from usage_stats.domain.values import PromptUse
+    from usage_stats.evidence.outputs import import_history
+    from usage_stats.support.jobs import Job
 
     output = tmp_path / "o"
     save_png(output / "good.png", json.dumps(PAST_PROMPT))
@@ -524,9 +531,9 @@ def test_history_import_reports_fifos_sockets_and_empty_images_and_reads_the_res
 def test_a_cancelled_history_import_keeps_what_it_read_and_can_start_again(tmp_path, store):
     import threading
 
-    from usage_stats.jobs import Job
-    from usage_stats.outputs import import_history
-    from usage_stats.tracker import PromptUse
+    from usage_stats.domain.values import PromptUse
+    from usage_stats.evidence.outputs import import_history
+    from usage_stats.support.jobs import Job
 
     output = tmp_path / "output"
     for number in range(10):
@@ -557,8 +564,8 @@ def test_a_cancelled_history_import_keeps_what_it_read_and_can_start_again(tmp_p
 
 
 def test_a_cancel_is_heard_inside_a_huge_text_chunk(tmp_path):
-    from usage_stats.jobs import Cancelled
-    from usage_stats.outputs import MAX_TEXT_BYTES, READ_BYTES, png_text
+    from usage_stats.evidence.outputs import MAX_TEXT_BYTES, READ_BYTES, png_text
+    from usage_stats.support.jobs import Cancelled
 
     data = save_png(tmp_path / "ok.png", json.dumps(PAST_PROMPT)).read_bytes()
     text = b"comment\0" + b"x" * (MAX_TEXT_BYTES - 8)
@@ -577,8 +584,8 @@ def test_a_cancel_is_heard_inside_a_huge_text_chunk(tmp_path):
 
 
 def test_duplicate_search_and_sizes_pass_over_a_fifo_listed_as_a_model(fake_comfy, store):
-    from usage_stats.duplicates import find_duplicates
-    from usage_stats.jobs import Job
+    from usage_stats.reports.duplicates import find_duplicates
+    from usage_stats.support.jobs import Job
 
     ckpt = fake_comfy.models / "checkpoints"
     place_file(ckpt / "one.safetensors", b"D" * 3000)
@@ -605,8 +612,8 @@ def test_duplicate_search_and_sizes_pass_over_a_fifo_listed_as_a_model(fake_comf
 def test_a_cancelled_duplicate_search_keeps_the_hashes_it_finished(fake_comfy):
     import threading
 
-    from usage_stats.duplicates import find_duplicates
-    from usage_stats.jobs import Cancelled, Progress
+    from usage_stats.reports.duplicates import find_duplicates
+    from usage_stats.support.jobs import Cancelled, Progress
 
     for name in "abc":
         place_file(fake_comfy.models / "checkpoints" / f"{name}.safetensors", b"S" * 3000)

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file, prompt_using
-from usage_stats.tracker import DAY, UsageStore
+from usage_stats.domain.values import DAY
+from usage_stats.tracker import UsageStore
 
 pytestmark = pytest.mark.comfyui
 

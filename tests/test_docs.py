@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from usage_stats.access import Access
-from usage_stats.routes import DecisionsApi, StatsApi, register_routes
+from usage_stats.api.access import Access
+from usage_stats.api.app import App
+from usage_stats.api.routes import register_routes
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -35,8 +35,7 @@ class RecordingRoutes:
 
 def registered_routes():
     routes = RecordingRoutes()
-    api = StatsApi(writer=None)
-    register_routes(routes, Access(None, 8188), api, DecisionsApi(api, None, None, None))
+    register_routes(routes, App(writer=None, reports=None, decisions=None, access=Access(None, 8188)))
     return routes.paths
 
 
@@ -54,8 +53,8 @@ def test_the_readmes_code_fences_balance():
 
 
 def every_setting():
-    from usage_stats.memory import UNLOAD_FIELDS
-    from usage_stats.settings import CONFIG_FIELDS
+    from usage_stats.memory.manager import UNLOAD_FIELDS
+    from usage_stats.recording.settings import CONFIG_FIELDS
 
     return [*CONFIG_FIELDS, *UNLOAD_FIELDS]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file, until
 from test_memory_acceptance import run
 from tiny_models import tiny_weights

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, place_file
 
 pytestmark = pytest.mark.comfyui

@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 
 import pytest
-
 from comfyui import place_file
 from usage_stats.actions.decisions import Decisions
 from usage_stats.actions.journal import DONE, MISSING, UNDONE, Journal, Move

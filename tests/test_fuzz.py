@@ -12,14 +12,12 @@ import os
 from urllib.parse import quote
 
 import pytest
+from api_app import AppClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from api_app import AppClient
-
 from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.recording.writer import Writer
 from usage_stats.tracker import UsageStore
-from usage_stats.writer import Writer
 
 HUGE = "x" * 1_000_000
 CLASS_TYPES = ["CheckpointLoaderSimple", "VAELoader", "UNETLoader", "LoraLoader", "CLIPTextEncode",

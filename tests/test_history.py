@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file, until
 
 pytestmark = pytest.mark.comfyui
@@ -197,7 +196,8 @@ def test_under_multi_user_each_user_sees_their_own_numbers(make_server):
 def test_retention_in_a_real_comfyui_folds_200_days_of_prompts_with_every_total_unchanged(make_server):
     """A database whose clock was set 200 days back wrote a prompt a day; the real server's idle writer
     deletes the detail older than the retention window, and no total, first or last use changes."""
-    from usage_stats.tracker import DAY, PromptUse, UsageStore
+    from usage_stats.domain.values import DAY, PromptUse
+    from usage_stats.tracker import UsageStore
 
     comfy = make_server()
     place_file(comfy.models / "checkpoints" / "a.safetensors")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from usage_stats.import_times import ImportTimes, pack_times
+from usage_stats.evidence.import_times import ImportTimes, pack_times
 
 COMFYUI_LINES = [
     "",

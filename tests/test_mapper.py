@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from comfyui import place_file
+from usage_stats.domain.values import BUILTIN_PACKAGE
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.tracker import BUILTIN_PACKAGE
 
 
 @pytest.fixture

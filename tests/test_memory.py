@@ -10,12 +10,19 @@ from __future__ import annotations
 import threading
 
 import pytest
-from execution import PromptQueue
-
 from comfyui import until
-
-from usage_stats.memory import RETRY_SECONDS, UNLOAD_FIELDS, Loaded, MemoryManager, UnloadPolicy, check_override, kind_of, wrap
-from usage_stats.settings import SettingsError, defaults, validate
+from execution import PromptQueue
+from usage_stats.memory.manager import (
+    RETRY_SECONDS,
+    UNLOAD_FIELDS,
+    Loaded,
+    MemoryManager,
+    UnloadPolicy,
+    check_override,
+    kind_of,
+    wrap,
+)
+from usage_stats.recording.settings import SettingsError, defaults, validate
 
 T0 = 1_800_000_000.0
 VAE = ("vae", "tiny.safetensors")
@@ -285,9 +292,9 @@ def test_a_failure_of_ours_in_a_wrapper_is_logged_once_and_never_reaches_comfyui
 def test_no_thread_of_ours_watches_while_idle_unload_is_off(fake_comfy, tmp_path):
     """The watcher costs ComfyUI a wake-up a second: it runs only while idle unload is on, and ends when turned off."""
     from usage_stats.mapper import ModelMapper, PackageMapper
-    from usage_stats.memory import POLL_SECONDS
+    from usage_stats.memory.manager import POLL_SECONDS
+    from usage_stats.recording.writer import Writer
     from usage_stats.tracker import UsageStore
-    from usage_stats.writer import Writer
 
     def watchers() -> int:
         return sum(t.name == "usage-stats-memory" and t.is_alive() for t in threading.enumerate())
@@ -310,7 +317,7 @@ def test_no_thread_of_ours_watches_while_idle_unload_is_off(fake_comfy, tmp_path
 
 def test_without_a_database_the_defaults_stay_and_changes_are_taken(fake_comfy, tmp_path):
     from usage_stats.mapper import ModelMapper, PackageMapper
-    from usage_stats.writer import Writer
+    from usage_stats.recording.writer import Writer
 
     def unusable():
         raise OSError("read-only file system")

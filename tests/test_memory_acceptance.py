@@ -12,7 +12,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from comfyui import ComfyServer, until
 from tiny_models import tiny_vae
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
-
 from browser_helpers import open_ui, seed_base
 from comfyui import ComfyServer, until
+from playwright.sync_api import expect
 from test_memory_acceptance import VAE, decode_prompt, run
 from tiny_models import tiny_vae
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper, PackageMapper
+from usage_stats.recording.writer import Writer
 from usage_stats.tracker import UsageStore
-from usage_stats.writer import Writer
 
 
 @pytest.fixture

@@ -6,12 +6,10 @@ import asyncio
 
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-
-from usage_stats.outcomes import finished_from, queue_state, submission_middleware, wrap_task_done
-from usage_stats.settings import CONFIG_FIELDS, Config
-from usage_stats.writer import Finished, current_submission
-
 from server import ExecutionStatus, PromptQueue, UserManager
+from usage_stats.recording.outcomes import finished_from, queue_state, submission_middleware, wrap_task_done
+from usage_stats.recording.settings import CONFIG_FIELDS, Config
+from usage_stats.recording.writer import Finished, current_submission
 
 
 def run_one(queue: PromptQueue, status) -> dict:

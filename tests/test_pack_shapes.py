@@ -7,7 +7,6 @@ is no installed file is neither.
 from __future__ import annotations
 
 import pytest
-
 from comfyui import place_file
 from usage_stats.mapper import ModelMapper
 
@@ -162,7 +161,7 @@ def test_deep_and_huge_values_are_read_within_bounds(mapper, fake_comfy):
 
 
 def test_saved_workflows_name_files_as_packs_spell_them():
-    from usage_stats.workflows import model_references, uses_in
+    from usage_stats.evidence.workflows import model_references, uses_in
 
     workflow = {"nodes": [{"id": 1, "type": "LoraListLoader", "widgets_values": [{"__value__": [{"name": "b"}]}]},
                           {"id": 2, "type": "StringLiteral", "widgets_values": ["a cat <lora:c:0.5>"]}]}

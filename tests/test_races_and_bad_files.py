@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file, until
 
 pytestmark = pytest.mark.comfyui

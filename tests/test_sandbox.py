@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from comfyui import REPO, comfyui_paths, until
 
 sys.path.insert(0, str(REPO / "scripts"))

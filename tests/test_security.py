@@ -12,7 +12,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from comfyui import ComfyServer, copy_pack, place_file, prompt_using
 
 pytestmark = pytest.mark.comfyui

@@ -1,8 +1,7 @@
 """Settings: every value is checked the same way, and a refusal names the field and what it allows."""
 
 import pytest
-
-from usage_stats.settings import CONFIG_FIELDS, Config, Field, SettingsError, check_config, restore, validate
+from usage_stats.recording.settings import CONFIG_FIELDS, Config, Field, SettingsError, check_config, restore, validate
 
 TIMEOUT = Field("timeout", 600, int, 10, 86_400)
 

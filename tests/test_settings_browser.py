@@ -5,9 +5,8 @@ them, the model types as a choice among this ComfyUI's types, and a refused valu
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
-
 from browser_helpers import UsageStatsPage
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 

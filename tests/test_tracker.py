@@ -5,13 +5,13 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
-from usage_stats import tracker
-from usage_stats.tracker import (
-    DAY, InstalledPackage, Outcome, PromptUse, Thresholds, UsageStore, View, classify, model_report, package_report,
-)
-
 from conftest import NOW
+from usage_stats.store import database, schema
+from usage_stats.domain.tiers import Thresholds, classify
+from usage_stats.domain.values import DAY, InstalledPackage, Outcome, PromptUse, View, iso
+from usage_stats.reports.models import model_report
+from usage_stats.reports.packages import package_report
+from usage_stats.tracker import UsageStore
 
 
 def use(ts, nodes=None, models=(), **verdict):
@@ -23,7 +23,7 @@ def use(ts, nodes=None, models=(), **verdict):
 
 def test_a_new_database_is_at_the_latest_schema_version_in_wal_mode(store):
     db = sqlite3.connect(store.path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == len(tracker.MIGRATIONS)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -32,33 +32,33 @@ def test_a_failing_migration_rolls_back_and_stays_pending(tmp_path, monkeypatch)
         db.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(tracker, "MIGRATIONS", [*tracker.MIGRATIONS, broken])
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken])
     with pytest.raises(RuntimeError):
-        tracker.open_database(str(tmp_path / "db.sqlite"))
+        database.open_database(str(tmp_path / "db.sqlite"))
     db = sqlite3.connect(tmp_path / "db.sqlite")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == len(tracker.MIGRATIONS) - 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS) - 1
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
 
 
 def test_rerunning_migrations_applies_each_once(tmp_path):
     path = str(tmp_path / "db.sqlite")
-    tracker.open_database(path).close()
-    db = tracker.open_database(path)
-    assert tracker.migrate(db) == len(tracker.MIGRATIONS)
+    database.open_database(path).close()
+    db = database.open_database(path)
+    assert schema.migrate(db) == len(schema.MIGRATIONS)
 
 
 def test_a_database_from_a_newer_extension_is_refused_not_moved_aside(tmp_path):
     path = tmp_path / "db.sqlite"
-    sqlite3.connect(path).execute(f"PRAGMA user_version = {len(tracker.MIGRATIONS) + 1}")
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {len(schema.MIGRATIONS) + 1}")
     with pytest.raises(sqlite3.DatabaseError, match="newer"):
-        tracker.open_database(str(path))
+        database.open_database(str(path))
     assert path.exists() and not list(tmp_path.glob("*.corrupt-*"))
 
 
 def test_a_corrupt_file_is_moved_aside_and_a_fresh_database_created(tmp_path, caplog):
     path = tmp_path / "usage_stats.db"
     path.write_bytes(b"this is not a database" * 100)
-    db = tracker.open_database(str(path), clock=lambda: NOW)
+    db = database.open_database(str(path), clock=lambda: NOW)
     assert db.execute("SELECT COUNT(*) FROM node_usage").fetchone() == (0,)
     aside = list(tmp_path.glob("usage_stats.db.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
@@ -119,7 +119,7 @@ def test_a_legacy_node_stats_database_is_imported_once(store, tmp_path):
     assert store.import_legacy(str(legacy)) is True
     assert store.import_legacy(str(legacy)) is False
     (row,) = store.node_rows()
-    assert row[:3] == ("KSampler", "__builtin__", 5) and tracker.iso(row[3]) == "2026-01-01T00:00:00+00:00"
+    assert row[:3] == ("KSampler", "__builtin__", 5) and iso(row[3]) == "2026-01-01T00:00:00+00:00"
     assert store.prompt_count() == 2
 
 
@@ -274,7 +274,7 @@ def test_nothing_ages_from_before_tracking_resumed():
 def test_migrating_a_v2_database_keeps_every_prompt_total(tmp_path):
     path = tmp_path / "v2.db"
     db = sqlite3.connect(path, isolation_level=None)
-    for migration in tracker.MIGRATIONS[:2]:
+    for migration in schema.MIGRATIONS[:2]:
         migration(db)
     db.execute("PRAGMA user_version = 2")
     db.execute("INSERT INTO prompt_log (ts) VALUES (?), (?)", (NOW, NOW - DAY))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import types
 
 import pytest
-
 from comfyui import place_file
 from conftest import NOW
-from usage_stats.evidence import mark_witnesses, with_switched_off
+from usage_stats.domain.values import DAY, Outcome, PromptUse
+from usage_stats.evidence.source import mark_witnesses, with_switched_off
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.memory import LoadWatch, wrap
-from usage_stats.tracker import DAY, Outcome, PromptUse, UsageStore, model_report
-from usage_stats.writer import Finished, Writer
+from usage_stats.memory.manager import LoadWatch, wrap
+from usage_stats.recording.writer import Finished, Writer
+from usage_stats.reports.models import model_report
+from usage_stats.tracker import UsageStore
 
 ON = ("loras", "on.safetensors")
 OFF = ("loras", "off.safetensors")

@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from comfyui import place_file, until
+from usage_stats.domain.values import DAY
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.tracker import DAY, UsageStore
-from usage_stats.writer import Finished, Submission, Writer, current_submission
+from usage_stats.recording.writer import Finished, Submission, Writer, current_submission
+from usage_stats.tracker import UsageStore
 
 
 @pytest.fixture
@@ -251,7 +251,7 @@ def test_an_outcome_that_overtakes_the_verdict_still_lands(writer):
 
 
 def test_a_prompt_whose_verdict_never_comes_counts_as_accepted(writer, monkeypatch):
-    monkeypatch.setattr("usage_stats.writer.VERDICT_WAIT_SECONDS", 0)
+    monkeypatch.setattr("usage_stats.recording.writer.VERDICT_WAIT_SECONDS", 0)
     submit(writer, prompt_using())
     writer.flush()
     writer.flush()

@@ -4,7 +4,7 @@ Why a module of its own: a workflow the user saved for later is evidence the pro
 not have run since the extension was installed), and reading it has its own rules: ComfyUI's UI format
 (`nodes` with `type` and `widgets_values`, subgraphs under `definitions.subgraphs`, nested to any depth),
 the API format (`{id: {class_type, inputs}}`), files that are huge, broken or hostile. Each file is parsed
-again only when its size or mtime changed. Nothing here decides a tier: evidence.py turns what is found
+again only when its size or mtime changed. Nothing here decides a tier: evidence/source.py turns what is found
 into caps and reasons.
 """
 
@@ -15,9 +15,10 @@ import os
 import threading
 from dataclasses import dataclass
 
-from .files import open_regular
-from .logs import warn_once
-from .mapper import LORA_TAG, loose_lookup, normalise
+from ..domain.values import normalise
+from ..mapper import LORA_TAG, loose_lookup
+from ..support.files import open_regular
+from ..support.logs import warn_once
 
 MAX_WORKFLOW_BYTES = 32 * 1024 * 1024
 """A saved workflow larger than this is not read (a real one is kilobytes; this bounds memory and time)."""

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .logs import warn_once
+from ..support.logs import warn_once
 
 
 class SettingsError(ValueError):

@@ -19,8 +19,8 @@ import struct
 import zlib
 from typing import Callable
 
-from .files import EMPTY, SkippedFile, open_regular, regular_stat
-from .jobs import Progress
+from ..support.files import EMPTY, SkippedFile, open_regular, regular_stat
+from ..support.jobs import Progress
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_BYTES = 32 * 1024 * 1024

@@ -14,8 +14,8 @@ import hashlib
 import os
 from typing import Callable
 
-from .files import SkippedFile, open_regular, regular_stat
-from .jobs import Progress
+from ..support.files import SkippedFile, open_regular, regular_stat
+from ..support.jobs import Progress
 
 CHUNK_BYTES = 1 << 20
 SAVE_EVERY = 64

@@ -14,7 +14,7 @@ import stat as stat_module
 from dataclasses import dataclass
 from typing import Callable
 
-from .tracker import REMOVAL_ORDER, TIERS
+from ..domain.values import REMOVAL_ORDER, TIERS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import re
 import threading
 from typing import Iterable
 
-from .tracker import storable
+from ..domain.values import storable
 
 HEADER = "Import times for custom nodes"
 LINE = re.compile(r"^\s*(\d+(?:\.\d+)?) seconds(?: \(IMPORT FAILED\))?: (.+?)\s*$")

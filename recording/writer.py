@@ -19,12 +19,15 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
-from .logs import log, warn_once
-from .mapper import ModelMapper, PackageMapper
+from ..domain.tiers import Thresholds
+from ..domain.values import DAY, DEFAULT_USER, UNKNOWN_PACKAGE, Outcome, PromptUse, storable
+from ..mapper import ModelMapper, PackageMapper
+from ..support.logs import log, warn_once
+from ..tracker import PRUNE_BATCH, UsageStore
 from .settings import CONFIG_FIELDS, Config, restore
-from .tracker import DAY, DEFAULT_USER, PRUNE_BATCH, UNKNOWN_PACKAGE, Outcome, PromptUse, UsageStore, storable
 
 QUEUE_SIZE = 10_000
 """Prompts waiting for the writer; beyond this the hook drops (and counts) rather than block ComfyUI."""
@@ -277,6 +280,22 @@ class Writer:
         self._running.clear()
         self._finished.clear()
         self._loaded.clear()
+
+    def thresholds(self, now: int) -> Thresholds:
+        """The configured thresholds; while tracking is off nothing ages, and after it resumes, only from then."""
+        watched_since = self.resumed_at if self.config["tracking"] else now
+        return Thresholds(self.config["consider_days"], self.config["safe_days"], watched_since)
+
+    def save_config(self, values: dict) -> Future:
+        """Queue the write of checked settings; turning tracking back on restarts every item's aging clock.
+        Apply them (`apply_config`) once written."""
+        return self.submit(partial(self._save_config, values))
+
+    def _save_config(self, values: dict, store: UsageStore) -> None:
+        if values["tracking"] and not self.config["tracking"]:
+            self.resumed_at = store.now()
+            store.save_settings("watch", {"resumed_at": self.resumed_at})
+        store.save_settings("config", values)
 
     def apply_config(self, values: dict) -> None:
         """Make `values` the settings in force: the hook, the tracked model types and retention follow at once."""

@@ -16,8 +16,8 @@ from typing import Callable
 
 from aiohttp import web
 
-from .logs import warn_once
-from .tracker import DEFAULT_USER
+from ..domain.values import DEFAULT_USER
+from ..support.logs import warn_once
 from .writer import Finished, Submission, Writer, current_submission
 
 PROMPT_PATHS = frozenset({"/prompt", "/api/prompt"})

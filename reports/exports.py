@@ -2,7 +2,7 @@
 
 Why a module of its own: an export must round-trip every name a disk can hold (commas, quotes, newlines,
 any unicode) and must not turn a hostile file name into a spreadsheet formula. Those rules, and the flat
-row shape of each report, live here; routes.py only streams the chunks.
+row shape of each report, live here; api/stats.py only streams the chunks.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import io
 import json
 from typing import Iterator
 
-from .tracker import DAY, UsageStore, View, iso
+from ..domain.values import DAY, View, iso
+from ..tracker import UsageStore
 
 FORMATS = ("csv", "json")
 WHAT = ("models", "nodes", "packages", "daily")

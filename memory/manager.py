@@ -31,9 +31,9 @@ import weakref
 from dataclasses import dataclass
 from typing import Callable
 
-from .logs import log, warn_once
-from .mapper import normalise
-from .settings import Config, Field, SettingsError, restore
+from ..domain.values import normalise
+from ..recording.settings import Config, Field, SettingsError, restore
+from ..support.logs import log, warn_once
 
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 POLL_SECONDS = 1.0

@@ -51,3 +51,18 @@ def open_regular(path: str) -> BinaryIO:
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def model_path(model_type: str, name: str) -> str | None:
+    """ComfyUI's path of a listed model file, asked past our own wrapper of `get_full_path`.
+
+    The runtime witness (memory/) counts every `get_full_path` call made while a prompt runs as that
+    prompt's use of the file: our own lookups (sizes, moves, detection) must never look like one, and
+    should not pay for the wrapper either.
+    """
+    import folder_paths
+
+    lookup = folder_paths.get_full_path
+    while getattr(lookup, "__usage_stats_wrapped__", False):
+        lookup = lookup.__wrapped__
+    return lookup(model_type, name)

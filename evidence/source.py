@@ -2,13 +2,14 @@
 
 Why a module of its own: the keep list and saved workflows are two kinds of evidence with one effect, a cap on
 how far toward removal an item may go plus a reason the user can check. Collecting them here keeps
-tracker.classify the one place that decides a tier, and keeps each source (workflows.py, the keep list in
-the store) ignorant of the other.
+domain/tiers.classify the one place that decides a tier, and keeps each source (workflows.py, the keep list in
+actions/decisions) ignorant of the other.
 """
 
 from __future__ import annotations
 
-from .tracker import Evidence, day, merge_evidence
+from ..domain.tiers import Evidence, merge_evidence
+from ..domain.values import day
 from .workflows import SavedWorkflows, model_references, package_references
 
 WORKFLOW_CAP = "consider_removing"

@@ -1,0 +1,222 @@
+"""The usage handlers: packages, nodes, models, history, the summary, settings, exports."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from ..domain.values import DAY, KINDS, TIERS, View, iso
+from ..recording.settings import CONFIG_FIELDS, SettingsError, check_config, validate
+from ..reports import exports
+from ..reports.usage import daily_series_report, summary_report
+from ..tracker import UsageStore
+from .app import App
+from .requests import (
+    MAX_PAGE,
+    MAX_QUERY_LENGTH,
+    VIEW_PARAMS,
+    ApiError,
+    Download,
+    choices_param,
+    days_param,
+    encode_json,
+    from_this_computer,
+    integer_param,
+    json_body,
+    one_of_param,
+    query_params,
+    text_param,
+)
+
+LIVE_WINDOW_SECONDS = 3600
+MODEL_PAGES_KEPT = 16
+"""Encoded /models pages (filter and paging combinations) kept for the current report only."""
+
+
+class StatsApi:
+    """The handlers. Reports are computed in the default executor: SQLite and folder listings never block the loop."""
+
+    def __init__(self, app: App):
+        self.app = app
+        self.reports = app.reports
+        self.writer = app.writer
+        self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
+        self._changing = asyncio.Lock()
+        """One settings change at a time, each validated against the values the one before it saved."""
+
+    async def packages(self, request: web.Request):
+        params = query_params(request, {"status"} | VIEW_PARAMS)
+        statuses = choices_param(params, "status", TIERS)
+        view = await self._view(params)
+        report = await self.app.off_loop(self.reports.package_report, view)
+        return [p for p in report if not statuses or p["status"] in statuses], {}
+
+    async def usage(self, request: web.Request):
+        params = query_params(request, {"package"} | VIEW_PARAMS)
+        view = await self._view(params)
+        report = await self.app.off_loop(self.reports.usage_report, view)
+        package = params.get("package")
+        return [n for n in report if package is None or n["package"] == package], {}
+
+    async def models(self, request: web.Request):
+        params = query_params(request, {"type", "status", "q", "offset", "limit"} | VIEW_PARAMS)
+        statuses = choices_param(params, "status", TIERS)
+        types = choices_param(params, "type", None)
+        text = text_param(params, "q")
+        offset, limit = integer_param(params, "offset", 0, 0, 10**9), integer_param(params, "limit", MAX_PAGE, 1, MAX_PAGE)
+        view = await self._view(params)
+        report = await self.app.off_loop(self.reports.model_report, view)
+        unknown = types - {section["model_type"] for section in report}
+        if unknown:
+            raise ApiError(400, f"unknown model type {sorted(unknown)[0]!r}; known: {', '.join(s['model_type'] for s in report)}")
+        page_key = (frozenset(statuses), frozenset(types), text, offset, limit, view)
+        cached = self._model_pages.get(page_key)
+        if cached is None or cached[0] is not report:  # a page of an older report (built during a rebuild)
+            body, total = await asyncio.get_running_loop().run_in_executor(
+                None, _model_page, report, statuses, types, text, offset, limit
+            )
+            if len(self._model_pages) >= MODEL_PAGES_KEPT or any(r is not report for r, *_ in self._model_pages.values()):
+                self._model_pages.clear()  # pages of an older report would keep all of it alive
+            cached = self._model_pages[page_key] = (report, body, total)
+        return cached[1], {"X-Total-Count": str(cached[2])}
+
+    async def status(self, request: web.Request):
+        query_params(request, set())
+        store = await self.app.ready_store()
+        recorded, users = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: (store.prompt_count(), self._known_users(store))
+        )
+        return {
+            "tracking": self.app.config["tracking"],
+            "prompts_recorded": recorded,
+            "prompts_dropped": self.writer.dropped,
+            "prompts_queued": self.writer.queued,
+            "users": [{"id": user, "name": name} for user, name in sorted(users.items())],
+        }, {}
+
+    async def reset(self, request: web.Request):
+        query_params(request, set())
+        body = await json_body(request)
+        if not isinstance(body, dict) or body.get("confirm") is not True:
+            raise ApiError(400, 'reset deletes every recorded statistic; send the JSON body {"confirm": true} to do it')
+        await self.app.ready_store()
+        await asyncio.wrap_future(self.writer.reset())
+        return {"ok": True, "status": "ok"}, {}
+
+    async def history(self, request: web.Request):
+        params = query_params(request, {"kind", "id"} | VIEW_PARAMS)
+        kind = params.get("kind") or "prompt"
+        if kind not in KINDS:
+            raise ApiError(400, f"unknown kind {kind!r}; use one of: {', '.join(KINDS)}")
+        item = text_param(params, "id", lower=False)
+        if kind != "prompt" and not item:
+            raise ApiError(400, f"id is required for kind={kind} (e.g. id=checkpoints/sd15.safetensors for a model)")
+        view = await self._view(params)
+        store = await self.app.ready_store()
+        series = await asyncio.get_running_loop().run_in_executor(None, daily_series_report, store, kind, item, view)
+        return {"kind": kind, "id": item, "days": params.get("days", "all"), "user": view.user, "series": series}, {}
+
+    async def summary(self, request: web.Request):
+        params = query_params(request, VIEW_PARAMS)
+        view = await self._view(params)
+        store = await self.app.ready_store()
+        data = await asyncio.get_running_loop().run_in_executor(None, summary_report, store, view)
+        return {"days": params.get("days", "all"), "user": view.user, **data}, {}
+
+    async def realtime(self, request: web.Request):
+        query_params(request, set())
+        store = await self.app.ready_store()
+        since = store.now() - LIVE_WINDOW_SECONDS
+        outcomes, models = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: (store.outcomes_since(since), store.models_used_since(since))
+        )
+        return {
+            "since": iso(since),
+            "prompts": sum(n for outcome, n in outcomes.items() if outcome != "rejected"),
+            "successes": outcomes.get("success", 0),
+            "failures": outcomes.get("error", 0),
+            "interrupted": outcomes.get("interrupted", 0),
+            "rejected": outcomes.get("rejected", 0),
+            "queue": self.app.queue_state(),
+            "models": [{"model_type": t, "model_name": n, "count": c, "last_seen": iso(last)} for t, n, c, last in models],
+        }, {}
+
+    async def export(self, request: web.Request):
+        params = query_params(request, {"format", "what"} | VIEW_PARAMS)
+        file_format = one_of_param(params, "format", exports.FORMATS, "csv")
+        what = one_of_param(params, "what", exports.WHAT, "models")
+        view = await self._view(params)
+        rows = await self.app.off_loop(self.reports.export_rows, what, view)
+        return Download(
+            f"usage-stats-{what}-{params.get('days', 'all')}.{file_format}",
+            exports.CONTENT_TYPES[file_format],
+            exports.encode(file_format, rows),
+        ), {}
+
+    async def config(self, request: web.Request):
+        query_params(request, set())
+        return self._config_answer(), {}
+
+    async def update_config(self, request: web.Request):
+        query_params(request, set())
+        changes = await json_body(request)
+        if isinstance(changes, dict) and "allow_remote_actions" in changes and not from_this_computer(request):
+            raise ApiError(403, "refused: allow_remote_actions guards file actions against the network, so it can be "
+                                "changed only from this computer (a page or script at 127.0.0.1 or localhost)")
+        await self.app.ready_store()
+        async with self._changing:
+            try:
+                values = check_config(validate(CONFIG_FIELDS, self.app.config.as_dict(), changes))
+            except SettingsError as error:
+                raise ApiError(400, str(error)) from None
+            known = self.app.models.model_types()
+            unknown = sorted(set(values["model_types"]) - set(known))
+            if unknown:
+                raise ApiError(400, f"model_types: unknown type {unknown[0]!r}; known: {', '.join(known)}")
+            await asyncio.wrap_future(self.writer.save_config(values))
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.apply_config, values)
+        return self._config_answer(), {}
+
+    def _config_answer(self) -> dict:
+        return {
+            "config": self.app.config.as_dict(),
+            "fields": [field.describe() for field in CONFIG_FIELDS],
+            "model_types": self.app.models.model_types(),
+        }
+
+    # ---- request context
+
+    async def _view(self, params: dict[str, str]) -> View:
+        """The `days` and `user` parameters as a View; a user nobody knows is refused, not shown as zeros."""
+        days = days_param(params)
+        user = params.get("user")
+        store = await self.app.ready_store()
+        if user is not None:
+            known = await asyncio.get_running_loop().run_in_executor(None, self._known_users, store)
+            if user not in known:
+                raise ApiError(400, f"unknown user {user[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
+        return View(None if days is None else store.now() // DAY - days + 1, user)
+
+    def _known_users(self, store: UsageStore) -> dict[str, str]:
+        """user id -> display name: ComfyUI's users (with their names) and everyone who ever sent a prompt."""
+        return {**{user: user for user in store.users()}, **self.app.comfy_users()}
+
+
+def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, offset: int, limit: int):
+    """(encoded JSON body, total matches) of one filtered page of the model report."""
+    filtered = [
+        (section["model_type"], model)
+        for section in report
+        if not types or section["model_type"] in types
+        for model in section["models"]
+        if (not statuses or model["status"] in statuses) and (not text or text in model["model_name"].lower())
+    ]
+    return encode_json(_group_by_type(filtered[offset : offset + limit])), len(filtered)
+
+
+def _group_by_type(rows: list[tuple[str, dict]]) -> list[dict]:
+    sections: dict[str, list[dict]] = {}
+    for model_type, model in rows:
+        sections.setdefault(model_type, []).append(model)
+    return [{"model_type": t, "models": models} for t, models in sections.items()]

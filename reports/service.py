@@ -1,0 +1,135 @@
+"""Every report the API serves, built from the store, the listings and the evidence; each part cached apart.
+
+Why a module of its own: building a report is the costly work of the API (a stat per model file, every
+saved workflow, the classification of tens of thousands of rows), and what may be reused depends on what
+changed. Sizes follow the listings, workflow evidence follows the workflows and the keep list, and the
+classification follows every write, the clock and the view. No report ever writes: first sightings are
+the writer's inventory (recording/writer.py), and until it is taken an item counts as first seen now.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..domain.tiers import Thresholds
+from ..domain.values import EVERYTHING, View
+from ..evidence.source import EvidenceSource, mark_rows, mark_witnesses, with_switched_off
+from ..mapper import ModelMapper, PackageMapper
+from ..support.files import model_path
+from ..tracker import UsageStore
+from . import disk, exports
+from .models import model_report
+from .packages import package_report
+from .usage import usage_report
+
+AGING_STEP_SECONDS = 3600
+"""A cached report is classified again at least this often, so tiers age when nothing else changes.
+
+Tiers are counted in days, and a late step only ever shows an item as less removable than it is."""
+SIZES_MAX_AGE_SECONDS = 600
+"""Sizes are read again at least this often: a file rewritten under its own name changes no listing."""
+NO_EVIDENCE = ({}, {}, set())
+"""(evidence, workflow references, kept keys) when no evidence source is wired (tests of the API alone)."""
+
+
+class Memo:
+    """One cached value and the key it was built for: built again only when asked with another key.
+
+    Two threads asking at once may both build; the last one's value stays. Nothing is ever wrong, only
+    done twice, which is cheaper than making every reader wait behind a lock.
+    """
+
+    def __init__(self):
+        self._entry: tuple[object, object] | None = None
+
+    def get(self, key, build):
+        entry = self._entry
+        if entry is None or entry[0] != key:
+            entry = self._entry = (key, build())
+        return entry[1]
+
+
+class Reports:
+    """The package, node, model and export reports. Methods run in executor threads, with the store to read."""
+
+    def __init__(
+        self,
+        packages: PackageMapper,
+        models: ModelMapper,
+        thresholds: Callable[[int], Thresholds],
+        evidence: EvidenceSource | None = None,
+        import_seconds: Callable[[], dict[str, float]] = dict,
+    ):
+        self.packages = packages
+        self.models = models
+        self.thresholds = thresholds
+        self.evidence = evidence
+        self.import_seconds = import_seconds
+        self._sizes = Memo()
+        self._model_evidence = Memo()
+        self._models = Memo()
+
+    def package_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
+        installed = self.packages.installed()
+        package_of = self.packages.packages_by_class()
+        evidence, references, kept = self.evidence.for_packages(package_of) if self.evidence else NO_EVIDENCE
+        report = package_report(
+            store.node_rows(), installed, package_of, store.package_first_installed(), store.now(),
+            self.thresholds(store.now()), view, store.totals("node", view), evidence,
+        )
+        mark_rows(report, lambda p: p["package"], references, kept)
+        seconds = self.import_seconds()
+        for row in report:
+            row["import_seconds"] = seconds.get(row["package"])
+        return report
+
+    def usage_report(self, store: UsageStore, view: View) -> list[dict]:
+        return usage_report(store.node_rows(), self.packages.packages_by_class(), view, store.totals("node", view))
+
+    def model_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
+        """The full model report: the same list object for as long as nothing it depends on changed."""
+        models = self.models
+        installed = models.installed()
+        now = store.now()
+        sizes_key = (models.version, now // SIZES_MAX_AGE_SECONDS)
+        infos = self._sizes.get(sizes_key, lambda: disk.stat_listing(installed, model_path))
+        evidence_key = (models.version, self.evidence.version() if self.evidence else None)
+        evidence = self._model_evidence.get(
+            evidence_key, lambda: self.evidence.for_models(installed) if self.evidence else NO_EVIDENCE
+        )
+        thresholds = self.thresholds(now)
+        key = (sizes_key, evidence_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
+        return self._models.get(key, lambda: self._build_model_report(store, installed, infos, evidence, thresholds, view))
+
+    def export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
+        if what == "models":
+            return exports.model_rows(self.model_report(store, view))
+        if what == "packages":
+            return exports.package_rows(self.package_report(store, view))
+        if what == "nodes":
+            return self.usage_report(store, view)
+        return exports.daily_rows(store, view)
+
+    def _build_model_report(self, store: UsageStore, installed, infos, evidence, thresholds: Thresholds, view: View):
+        same_file = {**self.models.same_file_keys(), **disk.identities(infos)}  # one file, one usage
+        evidence, references, kept = evidence
+        switched_off_in = store.reference_rows()
+        report = model_report(
+            store.model_rows(), installed, store.model_first_installed(), store.now(), same_file, thresholds, view,
+            store.totals("model", view), with_switched_off(evidence, switched_off_in),
+        )
+        for section in report:
+            mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
+        disk.attach_sizes(report, infos)
+        _attach_load_stats(report, store.load_rows())
+        mark_witnesses(report, store.witness_rows(), switched_off_in)
+        return report
+
+
+def _attach_load_stats(report: list[dict], loads: dict[tuple[str, str], tuple[int, int, int, int]]) -> None:
+    """Each model row's `load_count` and `average_load_seconds` (memory/ records every load)."""
+    for section in report:
+        for model in section["models"]:
+            count, total_ms, *_ = loads.get((section["model_type"], model["model_name"]), (0, 0))
+            model["load_count"] = count
+            model["average_load_seconds"] = round(total_ms / count / 1000, 3) if count else None
