@@ -63,7 +63,7 @@ class DecisionsApi:
         if not is_short_text(name) or (kind == "model" and not is_short_text(model_type)):
             raise ApiError(400, "name (and, for a model, model_type) must be non-empty strings")
         await self._act(self.decisions.set_kept, kind, model_type, name, keep)
-        return {"ok": True, "kind": body["kind"], "model_type": model_type, "name": name, "kept": body["keep"]}, {}
+        return {"kind": body["kind"], "model_type": model_type, "name": name, "kept": body["keep"]}, {}
 
     async def quarantine_list(self, request: web.Request):
         query_params(request, set())

@@ -82,7 +82,7 @@ class MemoryApi:
         if not await asyncio.get_running_loop().run_in_executor(None, manager.unload, "asked for"):
             raise ApiError(409, "ComfyUI is running or has queued prompts; nothing was unloaded, try again when it is idle")
         names = [m["model_name"] or m["class_name"] for m in models]
-        return {"ok": True, "requested": True, "models": names}, {}
+        return {"requested": True, "models": names}, {}
 
     async def analytics(self, request: web.Request):
         query_params(request, set())

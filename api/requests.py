@@ -61,6 +61,8 @@ def guarded_json_route(access: Access, handler):
                 raise ApiError(403, refusal)
             data, headers = await handler(request)
             status = 200
+            if request.method != "GET" and isinstance(data, dict):
+                data = {"ok": True, **data}  # every change answers the same way; handlers say only what they did
         except ApiError as error:
             data, headers, status = _error_body(error.status, error.message), {}, error.status
         except WriterBusy as error:

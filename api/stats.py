@@ -102,7 +102,7 @@ class StatsApi:
             raise ApiError(400, 'reset deletes every recorded statistic; send the JSON body {"confirm": true} to do it')
         await self.app.ready_store()
         await asyncio.wrap_future(self.writer.reset())
-        return {"ok": True, "status": "ok"}, {}
+        return {"status": "ok"}, {}
 
     async def history(self, request: web.Request):
         params = query_params(request, {"kind", "id"} | VIEW_PARAMS)

@@ -82,6 +82,15 @@ def test_no_read_hands_the_writer_anything(app, monkeypatch):
     assert handed == []
 
 
+def test_a_change_answers_an_object_with_ok_true_and_a_read_answers_the_resource(app):
+    for method, path, body in [("PUT", "/nodes-stats/config", {}), ("POST", "/nodes-stats/reset", {"confirm": True}),
+                               ("POST", "/nodes-stats/duplicates/cancel", {})]:
+        status, data = app.json(method, path, body)
+        assert status == 200 and data["ok"] is True and len(data) > 1, (path, data)
+    status, data = app.json("GET", "/nodes-stats/config")
+    assert status == 200 and "ok" not in data and "config" in data
+
+
 def test_a_full_writer_queue_answers_503_at_once(app, monkeypatch):
     """A burst of prompts fills the writer's queue: a change is refused at once, never blocking the event loop."""
     import queue
