@@ -164,7 +164,8 @@ class InstalledPackage:
 
 
 def day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
+    """The UTC day of Unix seconds as `YYYY-MM-DD`: the one spelling of a day in reasons, series and exports."""
+    return iso(ts - ts % DAY)[:10]
 
 
 def normalise(name: str) -> str:

@@ -12,7 +12,7 @@ import io
 import json
 from typing import Iterator
 
-from ..domain.values import DAY, View, iso
+from ..domain.values import DAY, View, day
 from ..tracker import UsageStore
 
 FORMATS = ("csv", "json")
@@ -76,5 +76,5 @@ def package_rows(report: list[dict]) -> list[dict]:
 
 def daily_rows(store: UsageStore, view: View) -> list[dict]:
     columns = ("day", "kind", "item", "user", "prompts", "successes", "failures", "interrupted", "rejected", "exec_ms")
-    return [{**dict(zip(columns, row, strict=True)), "day": iso(row[0] * DAY)[:10]} for row in store.daily_rows(view)]
+    return [{**dict(zip(columns, row, strict=True)), "day": day(row[0] * DAY)} for row in store.daily_rows(view)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..domain.values import DAY, EVERYTHING, NO_TOTALS, Totals, View, iso
+from ..domain.values import DAY, EVERYTHING, NO_TOTALS, Totals, View, day
 from ..tracker import UsageStore
 from .counts import counts_in_view, node_dict
 
@@ -29,12 +29,12 @@ def daily_series_report(store: UsageStore, kind: str, item: str, view: View) -> 
     rows = store.daily_series(kind, item, view)
     today = store.now() // DAY
     first = view.since_day if view.since_day is not None else min([*rows, store.first_day() or today, today])
-    return [_day_dict(day, rows.get(day)) for day in range(first, today + 1)]
+    return [_day_dict(number, rows.get(number)) for number in range(first, today + 1)]
 
 
-def _day_dict(day: int, totals: Totals | None) -> dict:
+def _day_dict(number: int, totals: Totals | None) -> dict:
     totals = totals or NO_TOTALS
-    return {"day": iso(day * DAY)[:10], "prompts": totals.prompts, **totals.outcomes()}
+    return {"day": day(number * DAY), "prompts": totals.prompts, **totals.outcomes()}
 
 
 def summary_report(store: UsageStore, view: View) -> dict:
