@@ -171,9 +171,8 @@ def test_retention_folds_200_days_of_prompts_into_daily_rows_with_every_total_un
 
     before = totals()
     w.prune_soon()
-    deadline = time.monotonic() + 10
-    while sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0] > 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0] <= 30, timeout=10,
+          what="the idle writer's pruning")
     try:
         assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM prompt_log").fetchone() == (30,)
         assert totals() == before
