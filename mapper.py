@@ -7,6 +7,7 @@ hook path. ComfyUI's modules are imported inside the methods: importing this fil
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import threading
@@ -222,6 +223,36 @@ def _skipped_by_disable_all_flag():
 
 
 # --------------------------------------------------------------------------- models
+
+
+def as_it_runs(prompt: dict, registered: dict) -> dict:
+    """The prompt as ComfyUI will run it, for recording what runs rather than what was asked for.
+
+    The newest ComfyUI swaps node types it retired for their successors after the on_prompt handlers ran
+    (server.py post_prompt calls node_replace_manager.apply_replacements), so the prompt we were handed may
+    name a type that will never run. When one does, its entries are swapped the same way, by ComfyUI's own
+    manager, on a copy: the prompt ComfyUI is about to validate is never touched.
+    """
+    manager = _node_replacements()
+    if manager is None or not any(_is_replaced(node, registered, manager) for node in prompt.values()):
+        return prompt
+    running = copy.deepcopy(prompt)
+    manager.apply_replacements(running)
+    return running
+
+
+def _node_replacements():
+    """ComfyUI's node replacement manager (None before it existed, or outside ComfyUI)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer.instance, "node_replace_manager", None)
+
+
+def _is_replaced(node, registered: dict, manager) -> bool:
+    class_type = node.get("class_type") if isinstance(node, dict) else None
+    return isinstance(class_type, str) and class_type not in registered and manager.has_replacement(class_type)
 
 
 @dataclass(frozen=True)

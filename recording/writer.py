@@ -24,7 +24,7 @@ from typing import Callable
 
 from ..domain.tiers import Thresholds
 from ..domain.values import DAY, DEFAULT_USER, UNKNOWN_PACKAGE, Outcome, PromptUse, storable
-from ..mapper import ModelMapper, PackageMapper
+from ..mapper import ModelMapper, PackageMapper, as_it_runs
 from ..support.logs import log, warn_once
 from ..tracker import PRUNE_BATCH, UsageStore
 from .settings import CONFIG_FIELDS, Config, restore
@@ -509,11 +509,12 @@ class Writer:
         referenced: set = set()
         try:
             package_of = self.packages.packages_by_class()  # once per prompt, not per node
-            for node in list(submitted.prompt.values()):
+            prompt = as_it_runs(submitted.prompt, package_of)
+            for node in list(prompt.values()):
                 class_type = node.get("class_type") if isinstance(node, dict) else None
                 if isinstance(class_type, str):
                     nodes.setdefault(self._spelled(class_type), package_of.get(class_type, UNKNOWN_PACKAGE))
-            found = self.models.models_in(submitted.prompt, submitted_at=submitted.ts)
+            found = self.models.models_in(prompt, submitted_at=submitted.ts)
             models, referenced = found.used, found.referenced
         except Exception as error:
             warn_once("extract", "could not read every model of a prompt (%s)", error, exc_info=True)

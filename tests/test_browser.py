@@ -1,7 +1,8 @@
 """The Usage Stats UI in a real browser on a real ComfyUI: what a user sees and can do.
 
-One server per test class (a start costs ~12 s): the class's tests build on the prompts its earlier
-tests queued from the browser, and reset runs last.
+One server per test class (a start costs ~12 s). Each test asks for the data it reads: `ran` queues the
+template workflows from the browser once per class; tests of an empty install, and reset, have a server
+of their own, so any test can run alone or in any order.
 """
 
 from __future__ import annotations
@@ -78,6 +79,35 @@ def ui(browser, server):
     context.close()
 
 
+@pytest.fixture(scope="class")
+def ran(browser, server) -> list[dict]:
+    """The template workflows and a demo-pack workflow, queued from the browser as a user would; run by ComfyUI."""
+    workflows = [template(name) for name in TEMPLATES]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = UsageStatsPage(context.new_page(), server.url)
+    page.page.on("dialog", lambda dialog: dialog.dismiss())
+    for workflow in [*workflows, demo_workflow("DemoOutput")]:
+        page.queue_workflow(workflow)
+    server.wait_recorded(len(workflows) + 1, timeout=60)
+    wait_idle(server)
+    context.close()
+    return workflows
+
+
+@pytest.fixture(scope="class")
+def fresh_server(tmp_path_factory):
+    """An install no prompt has run on yet."""
+    with ComfyServer(seed_base(tmp_path_factory.mktemp("comfyui-fresh"))) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_ui(browser, fresh_server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield UsageStatsPage(context.new_page(), fresh_server.url)
+    context.close()
+
+
 class TestUsageStatsTab:
     def test_opens_from_its_sidebar_button(self, ui):
         button = ui.page.locator(TAB_BUTTON)
@@ -100,9 +130,6 @@ class TestUsageStatsTab:
         ui.page.keyboard.press("Escape")
         expect(dialog).to_have_count(0)
 
-    def test_shows_the_empty_state_before_any_prompt(self, ui):
-        ui.open()
-        expect(ui.page.get_by_test_id("usage-stats-empty")).to_contain_text("No prompts recorded yet — run a workflow")
 
     def test_keybinding_opens_the_tab_and_never_closes_it(self, ui):
         expect(ui.panel).to_be_hidden()
@@ -112,23 +139,15 @@ class TestUsageStatsTab:
         expect(ui.panel).to_be_visible()
         assert ui.page.evaluate("window.app.extensionManager.sidebarTab.activeSidebarTabId") == "usage-stats"
 
-    def test_real_template_workflows_queued_from_the_ui_show_every_declared_model_as_used(self, ui, server):
-        workflows = [template(name) for name in TEMPLATES]
-        for workflow in workflows:
-            ui.queue_workflow(workflow)
-        ui.queue_workflow(demo_workflow("DemoOutput"))
-        server.wait_recorded(len(workflows) + 1, timeout=60)
-        wait_idle(server)
-        ui.page.keyboard.press("Escape")  # an execution error dialog (1-byte models) may be showing
+    def test_real_template_workflows_queued_from_the_ui_show_every_declared_model_as_used(self, ui, ran):
         ui.open()
-        ui.refresh()
         ui.show("models")
-        for directory, name in sorted(set().union(*map(declared_models, workflows))):
+        for directory, name in sorted(set().union(*map(declared_models, ran))):
             row = ui.section(f"models-{directory}").locator(f"[data-testid='usage-stats-model-row'][data-model='{name}']")
             expect(row).to_have_attribute("data-status", "used")
             expect(row.locator(".usage-stats-count")).to_have_attribute("title", "1 prompt that used it")
 
-    def test_models_tab_has_readable_sections_sorted_by_tier_then_name(self, ui):
+    def test_models_tab_has_readable_sections_sorted_by_tier_then_name(self, ui, ran):
         ui.open()
         ui.show("models")
         for key, title in [("checkpoints", "Checkpoints"), ("vae", "VAE"), ("controlnet", "ControlNet"),
@@ -144,7 +163,7 @@ class TestUsageStatsTab:
         expect(nested.locator(".usage-stats-file")).to_have_text("never_used.safetensors")
         expect(ui.badge("used").locator(".usage-stats-badge-count")).not_to_have_text("0")
 
-    def test_nodes_tab_shows_packs_by_tier_and_a_pack_opens_to_its_nodes(self, ui):
+    def test_nodes_tab_shows_packs_by_tier_and_a_pack_opens_to_its_nodes(self, ui, ran):
         ui.open()
         ui.show("nodes")
         demo = ui.package_row("usage-stats-demo-pack")
@@ -161,7 +180,7 @@ class TestUsageStatsTab:
         expect(node).to_have_count(1)
         expect(node.first).to_contain_text("DemoOutput")
 
-    def test_tier_badge_filters_to_that_tier_and_clicking_again_shows_all(self, ui):
+    def test_tier_badge_filters_to_that_tier_and_clicking_again_shows_all(self, ui, ran):
         ui.open()
         ui.show("nodes")
         ui.badge("unused_new").click()
@@ -171,7 +190,7 @@ class TestUsageStatsTab:
         ui.badge("unused_new").click()
         expect(ui.package_row("usage-stats-demo-pack")).to_have_count(1)
 
-    def test_search_filters_both_tabs_as_you_type(self, ui):
+    def test_search_filters_both_tabs_as_you_type(self, ui, ran):
         ui.open()
         ui.show("nodes")
         ui.search("idle")
@@ -193,7 +212,7 @@ class TestUsageStatsTab:
         assert ui.panel.locator("img").count() == 0
         assert ui.native_dialogs == []
 
-    def test_the_range_switch_summary_and_per_day_chart_follow_what_ran(self, ui, server):
+    def test_the_range_switch_summary_and_per_day_chart_follow_what_ran(self, ui, server, ran):
         ui.open()
         overview = ui.page.get_by_test_id("usage-stats-overview")
         expect(overview.locator("[data-stat='Prompts'] dd")).to_have_text("4")
@@ -240,7 +259,7 @@ class TestUsageStatsTab:
             return (await response.json()).config.track_loras === false;
         }""")
 
-    def test_screenshots_of_both_tabs_in_dark_and_light_palettes(self, ui):
+    def test_screenshots_of_both_tabs_in_dark_and_light_palettes(self, ui, ran):
         ui.open()
         for palette in ("dark", "light"):
             ui.page.evaluate("(p) => window.app.extensionManager.setting.set('Comfy.ColorPalette', p)", palette)
@@ -254,23 +273,31 @@ class TestUsageStatsTab:
                 assert shot.stat().st_size > 10_000
         ui.page.evaluate("() => window.app.extensionManager.setting.set('Comfy.ColorPalette', 'dark')")
 
-    def test_reset_asks_first_cancel_keeps_the_data_and_confirm_empties_both_tabs(self, ui):
-        ui.open()
-        ui.page.get_by_test_id("usage-stats-reset").click()
-        confirm = ui.page.locator("[role='dialog'][aria-labelledby='global-prompt']")
+
+class TestAFreshInstall:
+    def test_shows_the_empty_state_before_any_prompt(self, fresh_ui):
+        fresh_ui.open()
+        expect(fresh_ui.page.get_by_test_id("usage-stats-empty")).to_contain_text("No prompts recorded yet — run a workflow")
+
+    def test_reset_asks_first_cancel_keeps_the_data_and_confirm_empties_both_tabs(self, fresh_ui, fresh_server):
+        fresh_ui.queue_workflow(demo_workflow("DemoOutput"))
+        fresh_server.wait_recorded(1)
+        fresh_ui.open()
+        fresh_ui.page.get_by_test_id("usage-stats-reset").click()
+        confirm = fresh_ui.page.locator("[role='dialog'][aria-labelledby='global-prompt']")
         expect(confirm).to_contain_text("cannot be undone")
         confirm.get_by_label("Cancel").click()
-        ui.refresh()
-        expect(ui.package_row("usage-stats-demo-pack")).to_have_attribute("data-status", "used")
+        fresh_ui.refresh()
+        expect(fresh_ui.package_row("usage-stats-demo-pack")).to_have_attribute("data-status", "used")
 
-        ui.page.get_by_test_id("usage-stats-reset").click()
+        fresh_ui.page.get_by_test_id("usage-stats-reset").click()
         confirm.locator("button[aria-label='Confirm'], button[aria-label='Delete']").click()
-        expect(ui.page.get_by_test_id("usage-stats-empty")).to_be_visible()
-        ui.wait_ready()
-        expect(ui.panel.locator("[data-status='used']")).to_have_count(0)
-        ui.show("models")
-        expect(ui.model_rows().first).to_be_visible()
-        expect(ui.panel.locator("[data-status='used']")).to_have_count(0)
+        expect(fresh_ui.page.get_by_test_id("usage-stats-empty")).to_be_visible()
+        fresh_ui.wait_ready()
+        expect(fresh_ui.panel.locator("[data-status='used']")).to_have_count(0)
+        fresh_ui.show("models")
+        expect(fresh_ui.model_rows().first).to_be_visible()
+        expect(fresh_ui.panel.locator("[data-status='used']")).to_have_count(0)
 
 
 @pytest.fixture(scope="class")

@@ -2,7 +2,7 @@
 
 Each fake follows the source it names: comfy_api/latest/_io.py (DynamicCombo.Input.as_dict and
 _expand_schema_for_dynamic, _DynamicGroup), folder_paths.py (`datasets`), nodes.py (VAELoader.image_taes),
-server.py post_prompt (a null prompt_id is minted).
+server.py post_prompt (a null prompt_id is minted), app/node_replace_manager.py (NodeReplaceManager).
 """
 
 from __future__ import annotations
@@ -80,3 +80,46 @@ def test_a_null_prompt_id_gets_the_id_the_server_will_use(fake_comfy):
         assert str(uuid.UUID(body["prompt_id"])) == body["prompt_id"]  # canonical lowercase, as validate_job_id wants
     given = {"prompt": {}, "prompt_id": "0c5d3b1e-6a5e-4f5b-9a4e-2a1d3c4b5e6f"}
     assert writer.on_prompt(given)["prompt_id"] == "0c5d3b1e-6a5e-4f5b-9a4e-2a1d3c4b5e6f"
+
+
+class NodeReplaceManager:
+    """app/node_replace_manager.py NodeReplaceManager, as far as post_prompt uses it: a retired class_type that
+    is no longer registered runs as the first registered successor, its inputs renamed by `input_mapping`."""
+
+    def __init__(self, registered: dict):
+        self.registered = registered
+        self._replacements: dict[str, list[dict]] = {}
+
+    def register(self, old_node_id: str, new_node_id: str, input_mapping: list[dict]) -> None:
+        self._replacements.setdefault(old_node_id, []).append({"new": new_node_id, "inputs": input_mapping})
+
+    def has_replacement(self, old_node_id: str) -> bool:
+        return old_node_id in self._replacements
+
+    def apply_replacements(self, prompt: dict) -> None:
+        for number, node in list(prompt.items()):
+            if not isinstance(node, dict) or "class_type" not in node or "inputs" not in node:
+                continue
+            if node["class_type"] in self.registered or not self.has_replacement(node["class_type"]):
+                continue
+            replacement = self._replacements[node["class_type"]][0]
+            if replacement["new"] not in self.registered:
+                continue
+            inputs = {}
+            for mapping in replacement["inputs"]:
+                inputs[mapping["new_id"]] = mapping["set_value"] if "set_value" in mapping else node["inputs"][mapping["old_id"]]
+            prompt[number] = {**node, "class_type": replacement["new"], "inputs": inputs}
+
+
+def test_a_replaced_node_type_is_recorded_as_what_runs(fake_comfy, mapper, monkeypatch):
+    from server import PromptServer
+
+    monkeypatch.setattr(PromptServer, "instance", None)  # the server this test makes is gone after it
+    replacements = PromptServer().node_replace_manager = NodeReplaceManager(fake_comfy.nodes.NODE_CLASS_MAPPINGS)
+    replacements.register("OldCheckpointLoader", "CheckpointLoaderSimple", [{"old_id": "model", "new_id": "ckpt_name"}])
+    writer = Writer(lambda: UsageStore(str(fake_comfy.base / "db.sqlite")), PackageMapper("usage-stats"), mapper)
+    asked = {"1": {"class_type": "OldCheckpointLoader", "inputs": {"model": "ck.safetensors"}}}
+    use = writer.extract(0, asked)
+    assert set(use.nodes) == {"CheckpointLoaderSimple"} and use.models == {("checkpoints", "ck.safetensors")}
+    assert asked["1"]["class_type"] == "OldCheckpointLoader"  # the prompt ComfyUI validates next is not ours to change
+    assert set(writer.extract(0, {"1": {"class_type": "NeverRegistered", "inputs": {}}}).nodes) == {"NeverRegistered"}
