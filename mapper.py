@@ -72,6 +72,7 @@ class PackageMapper:
         self.own_pack = own_pack
         self._mapping: dict[str, str] = {}
         self._mapped_count = -1
+        self._refusals: dict[str, str | None] = {}  # a pack's path -> why ComfyUI refused it; fixed at start
 
     def packages_by_class(self) -> dict[str, str]:
         """class_type -> pack for every registered node; rebuilt when ComfyUI registers more nodes."""
@@ -96,10 +97,19 @@ class PackageMapper:
             folders.setdefault(name, path)
             if name in packs:
                 continue
-            packs[name] = InstalledPackage(name, disabled=state == "disabled", import_failed=state == "failed")
+            refused = self._refusal(path) if state == "failed" else None
+            packs[name] = InstalledPackage(
+                name, disabled=state == "disabled", import_failed=state == "failed" and not refused, refused=refused
+            )
         for pack in packs.values():
             pack.protected = self.is_protected(folders[pack.name])
         return sorted(packs.values(), key=lambda p: p.name.lower())
+
+    def _refusal(self, path: str) -> str | None:
+        """Asked once per pack: ComfyUI decided at start, and asking may hash the pack's files."""
+        if path not in self._refusals:
+            self._refusals[path] = _refusal_of(path)
+        return self._refusals[path]
 
     def is_protected(self, pack: str) -> bool:
         """Whether a pack (its name, or its path in custom_nodes) manages or observes the install: ComfyUI-Manager
@@ -220,6 +230,39 @@ def _skipped_by_disable_all_flag():
         return lambda entry: False
     allowed = set(getattr(args, "whitelist_custom_nodes", None) or [])
     return lambda entry: entry not in allowed
+
+
+def _refusal_of(path: str) -> str | None:
+    """Why the newest ComfyUI refused to load the pack at `path`, or None.
+
+    Before importing a pack it asks `app.governance.pack_refusal(path)` (an organisation's policy) and, under
+    `--enable-manager`, the built-in manager's `comfyui_manager.should_be_disabled(path)` (nodes.py
+    init_external_custom_nodes); a refused pack never ran, so it did not fail. ComfyUIs without these seams
+    refuse nothing; a check that raises refuses nothing either (one log line).
+    """
+    try:
+        return _governance_refusal(path) or _manager_refusal(path)
+    except Exception as error:  # their code, our report
+        warn_once("refusal", "could not ask ComfyUI whether it refused a pack (%s)", error)
+        return None
+
+
+def _governance_refusal(path: str) -> str | None:
+    try:
+        from app import governance
+    except ImportError:
+        return None
+    return governance.pack_refusal(path)
+
+
+def _manager_refusal(path: str) -> str | None:
+    from comfy.cli_args import args
+
+    if not getattr(args, "enable_manager", False):
+        return None
+    import comfyui_manager
+
+    return "blocked by the manager's policy" if comfyui_manager.should_be_disabled(path) else None
 
 
 # --------------------------------------------------------------------------- models

@@ -69,6 +69,8 @@ def package_cap(pack: InstalledPackage | None) -> tuple[str | None, list[str]]:
         return "unused_new", ["has no nodes (front-end only), so its use cannot be observed"]
     if pack.disabled:
         return "consider_removing", ["disabled: its nodes cannot be used until it is enabled"]
+    if pack.refused:
+        return "consider_removing", [f"refused by ComfyUI ({pack.refused}): its nodes cannot be used while it is refused"]
     if pack.import_failed:
         return "consider_removing", ["failed to import: its nodes cannot be used until it is fixed"]
     return None, []

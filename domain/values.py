@@ -157,10 +157,11 @@ class InstalledPackage:
     disabled: bool = False
     import_failed: bool = False
     protected: bool = False  # ComfyUI-Manager and this extension: never suggested for removal
+    refused: str | None = None  # why ComfyUI would not load it (a policy, the built-in manager); not a failure
 
     @property
     def frontend_only(self) -> bool:
-        return not self.node_types and not self.disabled and not self.import_failed
+        return not self.node_types and not self.disabled and not self.import_failed and not self.refused
 
 
 def day(ts: int) -> str:

@@ -56,6 +56,7 @@ def package_report(
             installed=pack is not None and not pack.disabled,
             disabled=bool(pack and pack.disabled),
             import_failed=bool(pack and pack.import_failed),
+            refused=pack.refused if pack else None,
             frontend_only=bool(pack and pack.frontend_only),
             protected=bool(pack and pack.protected),
             first_installed=iso(first_installed.get(name)),

@@ -8,6 +8,7 @@ server.py post_prompt (a null prompt_id is minted), app/node_replace_manager.py 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from comfyui import place_file
@@ -123,3 +124,32 @@ def test_a_replaced_node_type_is_recorded_as_what_runs(fake_comfy, mapper, monke
     assert set(use.nodes) == {"CheckpointLoaderSimple"} and use.models == {("checkpoints", "ck.safetensors")}
     assert asked["1"]["class_type"] == "OldCheckpointLoader"  # the prompt ComfyUI validates next is not ours to change
     assert set(writer.extract(0, {"1": {"class_type": "NeverRegistered", "inputs": {}}}).nodes) == {"NeverRegistered"}
+
+
+def test_packs_the_newest_comfyui_refused_are_labelled_refused_not_failed(fake_comfy, monkeypatch):
+    """nodes.py init_external_custom_nodes asks app/governance.py pack_refusal(path) and, under --enable-manager,
+    comfyui_manager.should_be_disabled(path) before importing a pack; a refused pack never ran."""
+    import sys
+    import types
+
+    from comfy.cli_args import args
+    from usage_stats.domain.tiers import package_cap
+
+    denied, blocked = {"denied-pack"}, {"blocked-pack"}
+    governance = types.SimpleNamespace(pack_refusal=lambda path: (
+        f"Custom node pack '{Path(path).name}' is not permitted by your organization's policy."
+        if Path(path).name.lower() in denied else None))
+    monkeypatch.setitem(sys.modules, "app", types.SimpleNamespace(governance=governance))
+    monkeypatch.setitem(sys.modules, "app.governance", governance)
+    manager = types.SimpleNamespace(should_be_disabled=lambda path: Path(path).name in blocked)
+    monkeypatch.setitem(sys.modules, "comfyui_manager", manager)
+    monkeypatch.setattr(args, "enable_manager", True, raising=False)
+    custom_nodes = fake_comfy.base / "custom_nodes"
+    for name in ("denied-pack", "blocked-pack", "Broken"):
+        place_file(custom_nodes / name / "__init__.py", b"")
+    packs = {p.name: p for p in PackageMapper(own_pack="usage-stats").installed()}
+    assert "organization's policy" in packs["denied-pack"].refused and not packs["denied-pack"].import_failed
+    assert packs["blocked-pack"].refused == "blocked by the manager's policy"
+    assert packs["Broken"].import_failed and packs["Broken"].refused is None
+    cap, reasons = package_cap(packs["denied-pack"])
+    assert cap == "consider_removing" and "refused by ComfyUI" in reasons[0]

@@ -12,6 +12,7 @@ import { countByTier, summaryBar } from "./summary_bar.js";
 const FLAG_LABELS = {
   disabled: "disabled",
   import_failed: "import failed",
+  refused: "refused by ComfyUI",
   frontend_only: "front-end only",
   protected: "protected",
   kept: "kept",
