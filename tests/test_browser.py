@@ -96,8 +96,10 @@ def ran(browser, server) -> list[dict]:
 
 @pytest.fixture(scope="class")
 def fresh_server(tmp_path_factory):
-    """An install no prompt has run on yet."""
-    with ComfyServer(seed_base(tmp_path_factory.mktemp("comfyui-fresh"))) as running:
+    """An install no prompt has run on yet, with one model file."""
+    base = seed_base(tmp_path_factory.mktemp("comfyui-fresh"))
+    place_file(base / "models" / "checkpoints" / "installed.safetensors")
+    with ComfyServer(base) as running:
         yield running
 
 
