@@ -117,6 +117,15 @@ def test_files_resolved_while_a_prompt_executes_are_reported_once_for_it(watched
     assert watched.heard == [("prompt-1", ("checkpoints", "a.safetensors")), ("prompt-2", ("checkpoints", "a.safetensors"))]
 
 
+def test_the_extensions_own_lookups_while_a_prompt_executes_are_no_use(watched):
+    """Sizes, moves and detection ask for paths from other threads while ComfyUI runs a prompt."""
+    from usage_stats.support.files import model_path
+
+    watched.executing["now"] = ("prompt-1", "4")
+    assert model_path("checkpoints", "a.safetensors") == str(watched.base / "models" / "checkpoints" / "a.safetensors")
+    assert watched.heard == []
+
+
 def test_a_file_that_is_not_there_is_no_use_and_the_error_is_comfyuis(watched):
     watched.executing["now"] = ("prompt-1", "4")
     assert watched.folder_paths.get_full_path("checkpoints", "missing.safetensors") is None
