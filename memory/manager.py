@@ -341,6 +341,7 @@ class LoadWatch:
                 "memory": "RAM" if getattr(device, "type", "cpu") == "cpu" else "VRAM",
                 "size_bytes": _size(entry),
                 "loaded_bytes": _loaded_size(patcher),
+                **_dynamic_fields(patcher),
                 "loaded_at": record.loaded_at if record else None,
                 "load_seconds": round(record.load_seconds, 3) if record else None,
                 "last_used": record.last_used if record else None,
@@ -395,6 +396,24 @@ def _loaded_size(patcher) -> int:
         return int(patcher.loaded_size())
     except Exception:
         return 0
+
+
+def _dynamic_fields(patcher) -> dict:
+    """What the figures mean under the newest ComfyUI's dynamic VRAM (ModelPatcherDynamic, comfy-aimdo).
+
+    There `device` is the GPU even while most weights sit in pinned RAM and stream in while sampling, and a
+    memory-mapped file "loads" in no time: `loaded_bytes` is what is resident on the device, `ram_bytes` what
+    is held in RAM, and `load_is_lazy` says the load time does not include reading the weights.
+    """
+    try:
+        dynamic = bool(patcher.is_dynamic())
+    except Exception:  # a ComfyUI (or a pack's patcher) without dynamic VRAM
+        dynamic = False
+    try:
+        ram_bytes = int(patcher.loaded_ram_size())
+    except Exception:
+        ram_bytes = None
+    return {"dynamic": dynamic, "ram_bytes": ram_bytes, "load_is_lazy": dynamic}
 
 
 # --------------------------------------------------------------------------- the manager

@@ -327,3 +327,28 @@ def test_without_a_database_the_defaults_stay_and_changes_are_taken(fake_comfy, 
     manager = MemoryManager(FixedWatch([]), PromptQueue(), local_hour=lambda now: 12)
     manager.start(writer)
     assert manager.ready.wait(10) and manager.config["enabled"] is False
+
+
+class DynamicPatcher:
+    """comfy/model_patcher.py ModelPatcherDynamic as the newest ComfyUI reports it: resident on the device
+    (`loaded_size`), held in pinned RAM (`loaded_ram_size`), `is_dynamic()`."""
+
+    def __init__(self, on_device: int, in_ram: int):
+        self.on_device, self.in_ram = on_device, in_ram
+
+    def loaded_size(self):
+        return self.on_device
+
+    def loaded_ram_size(self):
+        return self.in_ram
+
+    def is_dynamic(self):
+        return True
+
+
+def test_under_dynamic_vram_the_figures_say_where_the_weights_are_and_that_loading_was_lazy():
+    from usage_stats.memory.manager import _dynamic_fields
+
+    assert _dynamic_fields(DynamicPatcher(on_device=1_000, in_ram=9_000)) == {
+        "dynamic": True, "ram_bytes": 9_000, "load_is_lazy": True}
+    assert _dynamic_fields(object()) == {"dynamic": False, "ram_bytes": None, "load_is_lazy": False}
