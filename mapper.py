@@ -313,6 +313,8 @@ class ComboInput:
     requires: tuple[tuple[tuple[str, str], ...], ...] = ()
     """When ComfyUI reads this input: any of these chains of (input, option) pairs holds (none: always). A
     model picker nested in a V3 DynamicCombo is read only while the combo shows its option."""
+    needs_images: tuple[str, ...] = ()
+    """The optional image inputs of its own stack entry (switches.py): with none connected it is not applied."""
 
 
 @dataclass(slots=True)
@@ -480,6 +482,7 @@ class ModelMapper:
                         if layout is False:
                             layout = self._layout(inputs) if len(inputs) > 1 else None
                         off = (bool(combo.requires) and _unmet(combo.requires, inputs)) or (
+                            bool(combo.needs_images) and all(inputs.get(i) is None for i in combo.needs_images)) or (
                             layout is not None and _switched_off(inputs, input_name, layout))
                         (found.referenced if off else found.used).update(resolved)
                     elif self._could_be_model(value, combo):
@@ -578,12 +581,14 @@ class ModelMapper:
             if cls is None:
                 return {}  # not cached: the class may be registered later
             try:
-                choices = _choice_inputs(cls.INPUT_TYPES())
+                spec = cls.INPUT_TYPES()
+                choices, images = _choice_inputs(spec), _optional_images(spec)
             except Exception as error:
                 warn_once(f"input-types:{class_type}", "cannot read the inputs of %s (%s)", class_type, error)
-                choices = {}
+                choices, images = {}, ()
             self._combos[class_type] = {
-                name: ComboInput(_rank_types(options, self._owners), open_ended=not options, requires=requires)
+                name: ComboInput(_rank_types(options, self._owners), open_ended=not options, requires=requires,
+                                 needs_images=switches.same_entry(name, images))
                 for name, (options, requires) in choices.items()
             }
         return self._combos[class_type]
@@ -702,6 +707,15 @@ def _model_extensions(folder_paths, listings: dict[str, list[str]]) -> frozenset
     for model_type in listings:
         extensions.update(e for e in folder_paths.folder_names_and_paths.get(model_type, ((), ()))[1] if e)
     return frozenset(e.lower() for e in extensions)
+
+
+def _optional_images(spec) -> tuple[str, ...]:
+    """The node's optional IMAGE inputs: a link a stack entry may need before it applies its file."""
+    optional = spec.get("optional") if isinstance(spec, dict) else None
+    return tuple(
+        name for name, declaration in (optional.items() if isinstance(optional, dict) else ())
+        if isinstance(name, str) and isinstance(declaration, (tuple, list)) and declaration and declaration[0] == "IMAGE"
+    )
 
 
 def _choice_inputs(spec, prefix: str = "", chain: tuple = (), depth: int = 0) -> dict[str, tuple[list[str], tuple]]:

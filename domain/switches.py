@@ -12,6 +12,8 @@ table of pack names:
   off (`false`, `"Off"`, `0`) switches the entry off.
 - When every numeric sibling strength (`strength*`, `*weight*`, `*_wt_*`, `*_str_*`) is 0, nothing loads.
 - An entry whose index is beyond the node's count input (`lora_count`, `num_loras`) is not read.
+- A numbered entry whose own optional image input (`image_1` beside `controlnet_1`) is not connected is not
+  applied: a multi-ControlNet stack applies a ControlNet only to an image.
 
 Anything these rules do not recognise counts as on: when unsure, a file stays used.
 """
@@ -152,3 +154,12 @@ def weights_off(weights: str) -> bool:
         except ValueError:
             return False  # a weight we cannot read: when unsure, on
     return bool(numbers) and all(n == 0 for n in numbers)
+
+
+def same_entry(name: str, candidates) -> tuple[str, ...]:
+    """The candidates that belong to the same numbered entry as `name` (`image_1` for `controlnet_1`); none
+    for an input without a number, whose optional inputs belong to the whole node."""
+    group = key_of(name).group
+    if group[1] is None:
+        return ()
+    return tuple(c for c in candidates if c != name and key_of(c).group == group)

@@ -140,6 +140,27 @@ def test_a_multi_controlnet_stack_switch_like_comfyroll(mapper, fake_comfy):
     assert (used, referenced) == (set(), {"cn.safetensors"})
 
 
+def test_a_controlnet_in_a_stack_with_no_image_is_not_applied_like_comfyroll(mapper, fake_comfy):
+    # Comfyroll "CR Multi-ControlNet Stack" applies entry i only when switch_i is On, controlnet_i is not
+    # "None" and its optional image_i is connected.
+    controlnets = lambda: ["None", *fake_comfy.folder_paths.get_filename_list("controlnet")]  # noqa: E731
+    register(fake_comfy, "CR Multi-ControlNet Stack", lambda: {
+        "required": {**{f"switch_{i}": (["Off", "On"],) for i in (1, 2)},
+                     **{f"controlnet_{i}": (controlnets(),) for i in (1, 2)}},
+        "optional": {**{f"image_{i}": ("IMAGE",) for i in (1, 2)}, "cnet_stack": ("CONTROL_NET_STACK",)}})
+    unconnected = {"switch_1": "On", "controlnet_1": "cn.safetensors", "switch_2": "Off", "controlnet_2": "None"}
+    assert read(mapper, ("CR Multi-ControlNet Stack", unconnected)) == (set(), {"cn.safetensors"})
+    connected = {**unconnected, "image_1": ["7", 0]}
+    assert read(mapper, ("CR Multi-ControlNet Stack", connected)) == ({"cn.safetensors"}, set())
+
+
+def test_an_unnumbered_loader_with_an_optional_image_is_read_as_before(mapper, fake_comfy):
+    register(fake_comfy, "LoaderWithPreview", lambda: {
+        "required": {"ckpt_name": (fake_comfy.folder_paths.get_filename_list("checkpoints"),)},
+        "optional": {"image": ("IMAGE",)}})
+    assert read(mapper, ("LoaderWithPreview", {"ckpt_name": "ck.safetensors"})) == ({"ck.safetensors"}, set())
+
+
 def test_loaded_by_one_node_wins_over_switched_off_in_another(mapper, fake_comfy):
     register(fake_comfy, "Power Lora Loader (rgthree)", lambda: {"required": {}})
     used, referenced = read(
