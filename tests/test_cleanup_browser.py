@@ -89,7 +89,7 @@ def test_sorts_by_any_column(ui):
     ui.open_cleanup()
     ui.view.locator("[data-testid='usage-stats-cleanup-sort'][data-sort='uses']").click()
     uses = ui.rows().evaluate_all(
-        "rows => rows.map(r => Number(r.querySelector('.usage-stats-cleanup-uses').textContent.replace(/,/g, '')))")
+        "rows => rows.map(r => Number(r.querySelector('.usage-stats-cleanup-uses').firstChild.textContent.replace(/,/g, '')))")
     assert uses == sorted(uses, reverse=True) and uses[0] > 0
     ui.view.locator("[data-testid='usage-stats-cleanup-sort'][data-sort='name']").click()
     names = [name.lower() for name in ui.names()]
@@ -139,6 +139,16 @@ def test_names_reasons_and_workflows_are_fully_visible(ui):
     reason = ui.row("dreamshaper_8.safetensors").locator(".usage-stats-cleanup-reasons")
     expect(reason).to_contain_text("used by 1 saved workflow: portrait.json")
     expect(ui.row("dreamshaper_8.safetensors").locator(".usage-stats-cleanup-workflows")).to_have_text("portrait.json")
+
+
+def test_each_model_says_which_evidence_saw_it(ui, sample_server):
+    ui.open_cleanup()
+    witnessed = {m["model_name"]: m["witnesses"] for s in sample_server.get("/nodes-stats/models") for m in s["models"]
+                 if m["witnesses"]}
+    assert witnessed, "the sample data has uses"
+    name, witnesses = sorted(witnessed.items())[0]
+    ui.view.get_by_test_id("usage-stats-cleanup-search").fill(name)
+    expect(ui.row(name).get_by_test_id("usage-stats-witnesses")).to_have_text(" · ".join(witnesses))
 
 
 def test_nothing_in_the_console_comes_from_the_extension(browser, sample_server):

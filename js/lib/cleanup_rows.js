@@ -19,6 +19,7 @@ export function cleanupRows({ models, packages }) {
     frees: model.counted_bytes ?? 0,
     sizeNote: sizeNote(model),
     uses: model.count ?? 0,
+    witnesses: model.witnesses ?? [],
     lastUsed: model.last_seen ?? null,
     status: model.status,
     reasons: model.reasons ?? [],

@@ -64,12 +64,31 @@ function tableRow(row, { selected, onSelectionChange, onKeep }) {
     ]),
     typeCell(row),
     cell("size", row.size === null ? "—" : formatBytes(row.size), row.sizeNote || (row.size === null ? "packs have no size here" : "size on disk")),
-    cell("uses", row.uses.toLocaleString(), `${row.uses.toLocaleString()} prompts used it`),
+    usesCell(row),
     cell("lastUsed", relativeTime(row.lastUsed), row.lastUsed ? `last used ${exactTime(row.lastUsed)}` : "never used"),
     h("span", { className: "usage-stats-cleanup-cell usage-stats-cleanup-status" }, [statusDot(row.status), h("span", { text: row.tierLabel })]),
     cell("reasons", reasons || "—", reasons, "usage-stats-cleanup-reason"),
     cell("workflows", workflows || "—", workflows ? `named by ${workflows}` : "no saved workflow names it"),
     h("span", { className: "usage-stats-cleanup-cell usage-stats-cleanup-kept" }, [keepButton(row, onKeep)]),
+  ]);
+}
+
+const WITNESS_WORDS = {
+  loaded: "loaded: ComfyUI opened the file while a prompt ran",
+  "in prompt": "in prompt: a prompt's inputs name it",
+  referenced: "referenced: named, but switched off (never a use)",
+};
+
+/** The count; for a model also which evidence saw it (what ran beats what a prompt names). */
+function usesCell(row) {
+  const count = `${row.uses.toLocaleString()} prompts used it`;
+  if (!row.witnesses?.length) return cell("uses", row.uses.toLocaleString(), count);
+  return h("span", {
+    className: "usage-stats-cleanup-cell usage-stats-cleanup-uses",
+    title: [count, ...row.witnesses.map((witness) => WITNESS_WORDS[witness] ?? witness)].join("\n"),
+  }, [
+    h("span", { text: row.uses.toLocaleString() }), h("br"),
+    h("span", { className: "usage-stats-witnesses", "data-testid": "usage-stats-witnesses", text: row.witnesses.join(" · ") }),
   ]);
 }
 
