@@ -142,7 +142,7 @@ def test_empty_quarantine_deletes_only_the_confirmed_bytes(server):
     assert status == 409 and f"holds {held} bytes" in data["error"]
     assert server.get("/nodes-stats/quarantine")["files"] == 1
     status, data, _ = post(server, "/nodes-stats/quarantine/empty", {"confirm": True, "confirm_bytes": held})
-    assert status == 200 and data == {"deleted": 1, "bytes": held}
+    assert status == 200 and data == {"ok": True, "deleted": 1, "bytes": held}
     assert server.get("/nodes-stats/quarantine")["files"] == 0
     assert not list((server.models / ".usage-stats-quarantine").rglob("*.safetensors"))
 
