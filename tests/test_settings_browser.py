@@ -46,11 +46,6 @@ def open_usage_stats_settings(page):
     return dialog
 
 
-def setting_row(dialog, label: str):
-    """One entry of ComfyUI's settings dialog: its label and its input."""
-    return dialog.locator(".form-label", has_text=label).locator("xpath=..")
-
-
 def test_settings_appear_tracking_first_switch_on_top_thresholds_increasing(page):
     dialog = open_usage_stats_settings(page)
     tops = [dialog.get_by_text(label, exact=True).first.bounding_box()["y"] for label in IN_ORDER]
@@ -83,10 +78,10 @@ def test_ranges_and_defaults_are_the_servers_a_timeout_in_minutes(page, sample_s
     fields = {f["name"]: f for f in sample_server.get("/nodes-stats/config")["fields"]}
     timeouts = {f["name"]: f for f in sample_server.get("/nodes-stats/unload/config")["fields"]}
     dialog = open_usage_stats_settings(page)
-    safe_days = setting_row(dialog, "Days unused before “Safe to remove”").get_by_role("spinbutton")
+    safe_days = dialog.get_by_role("spinbutton", name="Days unused before “Safe to remove”")
     expect(safe_days).to_have_attribute("aria-valuemin", str(fields["safe_days"]["min"]))
     expect(safe_days).to_have_attribute("aria-valuemax", str(fields["safe_days"]["max"]))
-    vae_minutes = setting_row(dialog, "VAE: minutes idle").get_by_role("spinbutton")
+    vae_minutes = dialog.get_by_role("spinbutton", name="VAE: minutes idle")
     expect(vae_minutes).to_have_attribute("aria-valuemax", str(timeouts["vae_seconds"]["max"] // 60))
     defaults = page.evaluate("""(ids) => ids.map((id) => (window.app.extensionManager.setting.settingsById?.[id]
         ?? window.app.ui.settings.settingsParamLookup?.[id])?.defaultValue)""",
