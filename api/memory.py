@@ -33,7 +33,7 @@ class MemoryApi:
 
     async def config(self, request: web.Request):
         query_params(request, set())
-        return (await self._settled_manager()).config.as_dict(), {}
+        return (await self._settled_manager()).config.describe(), {}
 
     async def change_config(self, request: web.Request):
         query_params(request, set())
@@ -47,7 +47,7 @@ class MemoryApi:
             await self._write(lambda store: store.save_settings(UNLOAD_GROUP, values))
             manager.config.replace(values)
             manager.apply()
-        return values, {}
+        return manager.config.describe(), {}
 
     async def override(self, request: web.Request):
         query_params(request, set())

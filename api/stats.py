@@ -179,11 +179,7 @@ class StatsApi:
         return self._config_answer(), {}
 
     def _config_answer(self) -> dict:
-        return {
-            "config": self.app.config.as_dict(),
-            "fields": [field.describe() for field in CONFIG_FIELDS],
-            "model_types": self.app.models.model_types(),
-        }
+        return {**self.app.config.describe(), "model_types": self.app.models.model_types()}
 
     # ---- request context
 

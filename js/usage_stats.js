@@ -8,15 +8,28 @@ import { injectCss } from "./lib/dom.js";
 import { openDialog } from "./lib/dialog.js";
 import { createPanel } from "./lib/panel.js";
 import { createCleanupView } from "./lib/cleanup_view.js";
-import { SETTINGS, syncFromServer } from "./lib/settings.js";
-import { MEMORY_SETTINGS, syncMemorySettings } from "./lib/memory_settings.js";
+import { configSettings } from "./lib/settings.js";
+import { memorySettings } from "./lib/memory_settings.js";
 
+/**
+ * The settings-dialog entries whose values live on the server, each group built from the server's description
+ * of its fields, before registration (ComfyUI takes the list only then). A group the server cannot describe is
+ * left out: it has no defaults of its own to fall back on. One warning says which were left out and why.
+ */
+async function serverBackedSettings() {
+  const groups = await Promise.allSettled([configSettings(), memorySettings()]);
+  const reasons = groups.filter((group) => group.status === "rejected").map((group) => group.reason?.message ?? String(group.reason));
+  if (reasons.length) console.warn(`[usage-stats] settings left out of the dialog, the server could not describe them: ${reasons.join("; ")}`);
+  return groups.map((group) => group.value ?? { settings: [], sync: async () => {} });
+}
+
+const [config, memory] = await serverBackedSettings();
 const TAB_ID = "usage-stats";
 const OPEN_COMMAND = "UsageStats.Open";
 const CLEANUP_COMMAND = "UsageStats.CleanUp";
 const cleanup = createCleanupView();
 const openCleanup = () => openDialog(cleanup, { label: "Clean up", testId: "usage-stats-cleanup-dialog", wide: true });
-const panel = createPanel({ onOpenCleanup: openCleanup, onConfigChanged: () => syncFromServer() });
+const panel = createPanel({ onOpenCleanup: openCleanup, onConfigChanged: () => config.sync() });
 let sidebarRegistered = false;
 
 /** Prefer the sidebarTab store; older frontends only have the (now deprecated) top-level method. */
@@ -54,11 +67,11 @@ app.registerExtension({
   ],
   keybindings: [{ commandId: OPEN_COMMAND, combo: { key: "u", alt: true } }],
   menuCommands: [{ path: ["Extensions"], commands: [OPEN_COMMAND, CLEANUP_COMMAND] }],
-  settings: [...SETTINGS, ...MEMORY_SETTINGS],
+  settings: [...config.settings, ...memory.settings],
   setup() {
     injectCss(new URL("./usage_stats.css", import.meta.url));
     sidebarRegistered = registerSidebarTab();
-    syncFromServer().catch((error) => console.warn("[usage-stats] could not read the server's settings:", error));
-    syncMemorySettings();
+    config.sync().catch((error) => console.warn("[usage-stats] could not read the server's settings:", error));
+    memory.sync().catch((error) => console.warn("[usage-stats] could not read the memory settings:", error));
   },
 });

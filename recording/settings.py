@@ -142,6 +142,11 @@ class Config:
     def as_dict(self) -> dict:
         return dict(self._values)
 
+    def describe(self) -> dict:
+        """The values in force and each field's default, range and help: what both config routes answer, so a
+        client (the settings dialog) builds its form from the server instead of keeping a copy that drifts."""
+        return {"config": self.as_dict(), "fields": [field.describe() for field in self.fields]}
+
     def replace(self, values: Mapping) -> None:
         with self._lock:
             self._values = dict(values)

@@ -174,7 +174,7 @@ class TestUsageStatsTab:
         expect(demo).to_contain_text("1/2 nodes")
         expect(ui.package_row("usage-stats-idle-pack")).to_have_attribute("data-status", "unused_new")
         expect(ui.section("nodes-used").locator(".usage-stats-section-title")).to_have_text("Used")
-        expect(ui.section("nodes-unused_new").locator(".usage-stats-section-title")).to_have_text("Unused < 1 month")
+        expect(ui.section("nodes-unused_new").locator(".usage-stats-section-title")).to_have_text("Unused < 30 days")
         expect(ui.package_row("comfyui-usage-stats").locator("[data-flag='protected']")).to_have_text("protected")
         demo.click()
         expect(demo).to_have_attribute("aria-expanded", "true")

@@ -352,3 +352,33 @@ def test_under_dynamic_vram_the_figures_say_where_the_weights_are_and_that_loadi
     assert _dynamic_fields(DynamicPatcher(on_device=1_000, in_ram=9_000)) == {
         "dynamic": True, "ram_bytes": 9_000, "load_is_lazy": True}
     assert _dynamic_fields(object()) == {"dynamic": False, "ram_bytes": None, "load_is_lazy": False}
+
+def test_the_config_route_answers_the_values_and_describes_each_field_as_the_main_config_does(fake_comfy, tmp_path):
+    """The settings dialog takes each entry's default, range and help from this description: one source."""
+    from api_app import AppClient
+    from usage_stats.mapper import ModelMapper, PackageMapper
+    from usage_stats.recording.writer import Writer
+    from usage_stats.tracker import UsageStore
+
+    writer = Writer(lambda: UsageStore(str(tmp_path / "db.sqlite")), PackageMapper(own_pack="us"), ModelMapper())
+    writer.start()
+    manager = MemoryManager(FixedWatch([]), PromptQueue(), local_hour=lambda now: 12)
+    manager.start(writer)
+    client = AppClient(writer, str(tmp_path / "decisions"), memory=manager)
+    try:
+        status, answer = client.json("GET", "/nodes-stats/unload/config")
+        assert status == 200 and set(answer) == {"config", "fields"}, answer
+        assert answer["config"]["vae_seconds"] == 1800 and [f["name"] for f in answer["fields"]] == list(answer["config"])
+        vae = next(f for f in answer["fields"] if f["name"] == "vae_seconds")
+        assert vae == {"name": "vae_seconds", "type": "int", "default": 1800, "min": 1, "max": 604800,
+                       "help": "Idle timeout of VAEs."}
+        status, changed = client.json("PUT", "/nodes-stats/unload/config", {"vae_seconds": 600})
+        assert status == 200 and set(changed) == {"ok", "config", "fields"}, changed
+        assert changed["config"] == {**answer["config"], "vae_seconds": 600} and changed["fields"] == answer["fields"]
+        status, main = client.json("GET", "/nodes-stats/config")
+        assert status == 200 and {"config", "fields"} <= set(main)
+        assert [f["name"] for f in main["fields"]] == list(main["config"])
+        assert all(set(f) == set(vae) for f in main["fields"])
+    finally:
+        client.close()
+        writer.stop()

@@ -48,9 +48,14 @@ def run(server: ComfyServer, prompt: dict, timeout: float = 60.0) -> dict:
 
 
 def configure(server: ComfyServer, **changes) -> dict:
-    status, values, _ = server.request("PUT", "/nodes-stats/unload/config", changes)
-    assert status == 200, values
-    return values
+    """The idle-unload values after `changes`, as the PUT answers them."""
+    status, answer, _ = server.request("PUT", "/nodes-stats/unload/config", changes)
+    assert status == 200, answer
+    return answer["config"]
+
+
+def unload_config(server: ComfyServer) -> dict:
+    return server.get("/nodes-stats/unload/config")["config"]
 
 
 def loaded(server: ComfyServer) -> list[dict]:
@@ -165,7 +170,7 @@ def test_changes_sent_at_the_same_time_all_land(server):
         statuses = list(pool.map(lambda change: server.request("PUT", "/nodes-stats/unload/config", change)[0], changes))
     try:
         assert statuses == [200] * len(changes)
-        values = server.get("/nodes-stats/unload/config")
+        values = unload_config(server)
         assert [values[name] for change in changes for name in change] == [601, 602, 603, 604]
     finally:
         configure(server, diffusion_seconds=1800, text_encoder_seconds=1800, vae_seconds=1800, other_seconds=1800)
@@ -175,7 +180,7 @@ def test_settings_survive_a_restart(server):
     configure(server, vae_seconds=900, night_enabled=True)
     try:
         server.restart()
-        values = server.get("/nodes-stats/unload/config")
+        values = unload_config(server)
         assert (values["vae_seconds"], values["night_enabled"], values["enabled"]) == (900, True, False)
     finally:
         configure(server, vae_seconds=1800, night_enabled=False)

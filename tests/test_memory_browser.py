@@ -55,8 +55,12 @@ def test_a_setting_changed_in_the_settings_dialog_reaches_the_server(server, ui)
     minutes.press_sequentially("5")  # typed, as a user would: the number input ignores a programmatic fill
     minutes.press("Enter")
     minutes.press("Tab")
-    until(lambda: (lambda c: (c["vae_seconds"], c["enabled"]) == (300, True))(server.get("/nodes-stats/unload/config")),
-          15, "the typed timeout to reach the server", server)
+
+    def sent() -> bool:
+        values = server.get("/nodes-stats/unload/config")["config"]
+        return (values["vae_seconds"], values["enabled"]) == (300, True)
+
+    until(sent, 15, "the typed timeout to reach the server", server)
 
 
 def setting_row(dialog, label: str):

@@ -62,7 +62,7 @@ def snapshot(server: ComfyServer) -> tuple:
     files = {str(p.relative_to(server.base)): hashlib.sha256(p.read_bytes()).hexdigest()
              for p in paths if p.is_file() and not p.name.startswith(ours)}
     folders = [str(p.relative_to(server.base)) for p in paths if p.is_dir()]
-    settings = server.get("/nodes-stats/config")["config"], server.get("/nodes-stats/unload/config")
+    settings = server.get("/nodes-stats/config")["config"], server.get("/nodes-stats/unload/config")["config"]
     return files, folders, server.get("/nodes-stats/status")["prompts_recorded"], settings
 
 

@@ -1,11 +1,13 @@
 """The Usage Stats settings in ComfyUI's own settings dialog, on both frontends: in the order people read
-them, the model types as a choice among this ComfyUI's types, and a refused value named as the dialog names it.
+them, with the server's ranges and defaults, the model types as a choice among this ComfyUI's types, a refused
+value named as the dialog names it, and the tiers named by the thresholds in force.
 """
 
 from __future__ import annotations
 
 import pytest
 from browser_helpers import UsageStatsPage
+from comfyui import until
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -23,12 +25,17 @@ IN_ORDER = [
 
 
 @pytest.fixture
-def page(browser, sample_server):
+def ui(browser, sample_server):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     stats = UsageStatsPage(context.new_page(), sample_server.url)
     stats.page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Tracking.Enabled') === true")
-    yield stats.page
+    yield stats
     context.close()
+
+
+@pytest.fixture
+def page(ui):
+    return ui.page
 
 
 def open_usage_stats_settings(page):
@@ -64,3 +71,35 @@ def test_a_refused_value_names_the_setting_as_the_dialog_does(page, sample_serve
         exact=True)).to_be_visible()
     page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Tiers.SafeDays') === 60")
     assert sample_server.get("/nodes-stats/config")["config"]["safe_days"] == 60
+
+
+def test_ranges_and_defaults_are_the_servers_a_timeout_in_minutes(page, sample_server):
+    """The dialog keeps no copy of them: safe_days may be 1 on the server, so it may be 1 in the dialog."""
+    fields = {f["name"]: f for f in sample_server.get("/nodes-stats/config")["fields"]}
+    timeouts = {f["name"]: f for f in sample_server.get("/nodes-stats/unload/config")["fields"]}
+    dialog = open_usage_stats_settings(page)
+    safe_days = dialog.get_by_role("spinbutton", name="Days unused before “Safe to remove”")
+    expect(safe_days).to_have_attribute("aria-valuemin", str(fields["safe_days"]["min"]))
+    expect(safe_days).to_have_attribute("aria-valuemax", str(fields["safe_days"]["max"]))
+    vae_minutes = dialog.get_by_role("spinbutton", name="VAE: minutes idle")
+    expect(vae_minutes).to_have_attribute("aria-valuemax", str(timeouts["vae_seconds"]["max"] // 60))
+    defaults = page.evaluate("""(ids) => ids.map((id) => (window.app.extensionManager.setting.settingsById?.[id]
+        ?? window.app.ui.settings.settingsParamLookup?.[id])?.defaultValue)""",
+                             ["UsageStats.Storage.RetentionDays", "UsageStats.Memory.vae_seconds"])
+    assert defaults == [fields["retention_days"]["default"], timeouts["vae_seconds"]["default"] // 60]
+
+
+def test_the_new_tier_is_named_by_the_consider_days_in_force(ui, sample_server):
+    """Changed in the dialog, then by another client: the label follows the threshold the tiers were cut at."""
+    label = ui.badge("unused_new").locator(".usage-stats-badge-label")
+    ui.page.evaluate("() => window.app.extensionManager.setting.set('UsageStats.Tiers.ConsiderDays', 45)")
+    try:
+        until(lambda: sample_server.get("/nodes-stats/config")["config"]["consider_days"] == 45, 15,
+              "the dialog's change to reach the server", sample_server)
+        ui.open()
+        expect(label).to_have_text("Unused < 45 days")
+        assert sample_server.request("PUT", "/nodes-stats/config", {"consider_days": 40})[0] == 200
+        ui.refresh()
+        expect(label).to_have_text("Unused < 40 days")
+    finally:
+        assert sample_server.request("PUT", "/nodes-stats/config", {"consider_days": 30})[0] == 200

@@ -64,6 +64,7 @@ export const fetchHistoryImport = () => request("history-import");
 export const startHistoryImport = () => post("history-import", { confirm: true });
 export const fetchLoaded = () => request("loaded");
 export const fetchUnloadAnalytics = () => request("unload/analytics");
+/** The idle-unload values and the description of each field: `{ config, fields }`, as fetchConfig answers. */
 export const fetchUnloadConfig = () => request("unload/config");
 
 /** Change some idle-unload settings; a value out of range comes back as an error naming the field. */

@@ -2,13 +2,22 @@
 
 export const TIERS = ["safe_to_remove", "consider_removing", "unused_new", "used", "uninstalled"];
 
+/** Read at each render, so every view shows the label `followThresholds` last set. */
 export const TIER_LABELS = {
   safe_to_remove: "Safe to remove",
   consider_removing: "Consider removing",
-  unused_new: "Unused < 1 month",
+  unused_new: "Unused, new",
   used: "Used",
   uninstalled: "Uninstalled",
 };
+
+/**
+ * Name the tiers by the thresholds in force ("Unused < 45 days"): the server decides where a tier ends, so the
+ * label is set from its config each time the config is read or changed, never written here as a number.
+ */
+export function followThresholds(config) {
+  if (Number.isInteger(config?.consider_days)) TIER_LABELS.unused_new = `Unused < ${plural(config.consider_days, "day")}`;
+}
 
 const MODEL_TYPE_TITLES = {
   checkpoints: "Checkpoints",

@@ -1,7 +1,8 @@
 /**
  * The idle-unload settings in ComfyUI's settings dialog (Usage Stats → Memory). The server owns the values
- * (PUT /nodes-stats/unload/config validates and stores them, so curl and the dialog agree); the dialog shows
- * them, and a change there goes to the server at once. Timeouts read as minutes here, seconds on the server.
+ * and describes each field (PUT /nodes-stats/unload/config validates and stores them, so curl and the dialog
+ * agree); the dialog takes defaults and ranges from that description, shows the values, and sends a change
+ * at once. Timeouts read as minutes here, seconds on the server.
  */
 import { fetchUnloadConfig, putUnloadConfig } from "./api.js";
 import { serverSettings } from "./server_settings.js";
@@ -9,35 +10,35 @@ import { serverSettings } from "./server_settings.js";
 const PREFIX = "UsageStats.Memory.";
 const MINUTES = { toServer: (v) => Math.round(Number(v) * 60), toSetting: (v) => Math.max(1, Math.round(v / 60)) };
 const AS_IS = {};
+const WHOLE = { step: 1 };
 
-/** [server field, label, type, default, attrs, conversion, tooltip]; sortOrder keeps the dialog in this order. */
+/** [server field, label, type, attrs besides the range, conversion, tooltip]; sortOrder keeps the dialog in this order. */
 const FIELDS = [
-  ["enabled", "Unload idle models", "boolean", false, undefined, AS_IS,
+  ["enabled", "Unload idle models", "boolean", undefined, AS_IS,
     "Give memory back once ComfyUI has been idle longer than a model's timeout (between prompts only)."],
-  ["diffusion_seconds", "Diffusion models and checkpoints: minutes idle", "number", 30, { min: 1, max: 10080, step: 1 }, MINUTES],
-  ["text_encoder_seconds", "Text encoders: minutes idle", "number", 30, { min: 1, max: 10080, step: 1 }, MINUTES],
-  ["vae_seconds", "VAE: minutes idle", "number", 30, { min: 1, max: 10080, step: 1 }, MINUTES],
-  ["other_seconds", "Other models: minutes idle", "number", 30, { min: 1, max: 10080, step: 1 }, MINUTES],
-  ["free_cache", "Also free cached outputs (gives RAM back)", "boolean", true, undefined, AS_IS],
-  ["night_enabled", "Night window", "boolean", false, undefined, AS_IS, "Multiply every timeout during the night hours."],
-  ["night_start_hour", "Night starts at (hour)", "number", 22, { min: 0, max: 23, step: 1 }, AS_IS],
-  ["night_end_hour", "Night ends at (hour)", "number", 7, { min: 0, max: 23, step: 1 }, AS_IS],
-  ["night_multiplier", "Night timeout multiplier", "number", 0.5, { min: 0.05, max: 20, step: 0.05 }, AS_IS],
+  ["diffusion_seconds", "Diffusion models and checkpoints: minutes idle", "number", WHOLE, MINUTES],
+  ["text_encoder_seconds", "Text encoders: minutes idle", "number", WHOLE, MINUTES],
+  ["vae_seconds", "VAE: minutes idle", "number", WHOLE, MINUTES],
+  ["other_seconds", "Other models: minutes idle", "number", WHOLE, MINUTES],
+  ["free_cache", "Also free cached outputs (gives RAM back)", "boolean", undefined, AS_IS],
+  ["night_enabled", "Night window", "boolean", undefined, AS_IS, "Multiply every timeout during the night hours."],
+  ["night_start_hour", "Night starts at (hour)", "number", WHOLE, AS_IS],
+  ["night_end_hour", "Night ends at (hour)", "number", WHOLE, AS_IS],
+  ["night_multiplier", "Night timeout multiplier", "number", { step: 0.05 }, AS_IS],
 ];
 
-const { settings, sync } = serverSettings({
-  fields: FIELDS.map(([field, name, type, defaultValue, attrs, convert, tooltip], index) => ({
-    field, id: PREFIX + field, name, type, defaultValue, attrs, tooltip, ...convert,
-    category: ["Usage Stats", "Memory", field],
-    sortOrder: FIELDS.length - index,
-  })),
-  read: fetchUnloadConfig,
-  write: putUnloadConfig,
-});
-
-export const MEMORY_SETTINGS = settings;
-
-/** Show the server's values in the dialog; a server that cannot answer leaves the dialog as it was. */
-export function syncMemorySettings() {
-  return sync().catch((error) => console.warn("[usage-stats] could not read the memory settings", error));
+/**
+ * For registerExtension({ settings }) and `sync()` (show the server's values in the dialog), once the server
+ * has described the idle-unload fields; rejects when it cannot (no memory manager in this ComfyUI, say).
+ */
+export function memorySettings() {
+  return serverSettings({
+    fields: FIELDS.map(([field, name, type, attrs, convert, tooltip], index) => ({
+      field, id: PREFIX + field, name, type, attrs, tooltip, ...convert,
+      category: ["Usage Stats", "Memory", field],
+      sortOrder: FIELDS.length - index,
+    })),
+    read: fetchUnloadConfig,
+    write: putUnloadConfig,
+  });
 }

@@ -11,6 +11,7 @@ import {
 } from "./api.js";
 import { createActions } from "./actions.js";
 import { duplicatesView } from "./duplicates_view.js";
+import { followThresholds } from "./format.js";
 import { memoryStatus } from "./memory_status.js";
 import { modelsTab, prepareModels } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
@@ -130,6 +131,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
         fetchConfig(), allTime && fetchPackages(allTime), allTime && fetchModels(allTime),
       ]);
       if (id !== loadId) return;
+      followThresholds(config.config);  // the tiers were computed with these thresholds: label them so
       if (selection) selection.series = rowHistory.series;
       const lastEver = new Map((packagesEver ?? []).map((pack) => [pack.package, pack.last_seen]));
       Object.assign(state, {
