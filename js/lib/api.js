@@ -35,9 +35,21 @@ export function exportUrl({ what, format, days, user }) {
   return api.apiURL(`/nodes-stats/${withQuery("export", { what, format, days, user })}`);
 }
 
-/** Call `callback` whenever ComfyUI finishes a prompt, however it ended (its own websocket events). */
+/**
+ * Call `callback` whenever ComfyUI finishes a prompt, however it ended (its own websocket events, the same in
+ * frontends 1.32.9 and 1.58.1). `execution_success` and `execution_error` reach only the browser that queued the
+ * prompt; `status` reaches every browser whenever the queue changes, so the queue running dry covers prompts
+ * queued elsewhere (another tab, a script). One prompt fires several of these: debounce the callback.
+ */
 export function onPromptFinished(callback) {
-  for (const event of ["execution_success", "execution_error", "execution_interrupted"]) api.addEventListener(event, callback);
+  for (const event of ["execution_success", "execution_error", "execution_interrupted"]) api.addEventListener(event, () => callback());
+  let remaining = 0;
+  api.addEventListener("status", (event) => {
+    const now = event.detail?.exec_info?.queue_remaining;
+    if (now === undefined) return;
+    if (now === 0 && remaining > 0) callback();
+    remaining = now;
+  });
 }
 
 export const fetchQuarantine = () => request("quarantine");

@@ -1,26 +1,31 @@
 /**
  * What ComfyUI holds in memory: a status line for the panel ("2 models in memory · unloads in 12 min") and a
- * badge for loaded models in the Models tab with what loading them cost. One poll of /nodes-stats/loaded
- * (and the load analytics) feeds both, every few seconds while the status line is on screen.
+ * badge for loaded models in the Models tab with what loading them cost. One read of /nodes-stats/loaded (and
+ * the load analytics) feeds both. It is read when the panel asks (it opens, a prompt finished, Refresh), not on
+ * a timer: what is in memory changes when prompts run, and the one change no event announces, an idle unload,
+ * is read again once at the time the server gave for it.
  */
 import { h } from "./dom.js";
 import { fetchLoaded, fetchUnloadAnalytics } from "./api.js";
 import { modelTypeTitle, plural, relativeTime } from "./format.js";
+import { oneAtATime } from "./schedule.js";
 
-const POLL_MS = 5000;
+/** How long after the announced unload to look again, so the watcher has done it. */
+const AFTER_UNLOAD_MS = 1000;
 let loadedByKey = new Map();
 let analyticsByKey = new Map();
 
 const keyOf = (type, name) => `${type}\u0000${name}`;
 
 /**
- * The status line; it polls until it leaves the page (the sidebar may drop it without telling us).
+ * The status line (`element`) and `update()`, which reads the memory again; the line reads it once now.
  * `onLoadedChange` runs when the set of loaded models changes, so the Models tab can redraw its badges.
  */
 export function memoryStatus({ onLoadedChange } = {}) {
   const line = h("p", { className: "usage-stats-memory", "data-testid": "usage-stats-memory", role: "status", text: "Memory: …" });
-  let timer = 0;
-  async function poll() {
+  let unloadTimer = 0;
+  const update = oneAtATime(async () => {
+    clearTimeout(unloadTimer);
     try {
       const [status, analytics] = await Promise.all([fetchLoaded(), fetchUnloadAnalytics()]);
       const before = [...loadedByKey.keys()].join("\n");
@@ -28,13 +33,14 @@ export function memoryStatus({ onLoadedChange } = {}) {
       analyticsByKey = new Map(analytics.map((row) => [keyOf(row.model_type, row.model_name), row]));
       render(line, status);
       if ([...loadedByKey.keys()].join("\n") !== before) onLoadedChange?.();
+      const untilUnload = status.next_unload ? new Date(status.next_unload).getTime() - Date.now() : -1;
+      if (untilUnload > 0) unloadTimer = setTimeout(() => line.isConnected && update(), untilUnload + AFTER_UNLOAD_MS);
     } catch (error) {
       line.textContent = `Memory: unavailable (${error.message})`;
     }
-    if (line.isConnected || !timer) timer = setTimeout(poll, POLL_MS);
-  }
-  poll();
-  return line;
+  });
+  update();
+  return { element: line, update };
 }
 
 function render(line, status) {

@@ -1,27 +1,32 @@
 /**
  * The Usage Stats panel: header (export, refresh, history import, reset), the range's summary and chart,
- * Nodes | Models | Duplicates | Quarantine tabs, search box and the active tab. It reloads by itself when a prompt finishes while it is on screen.
+ * Nodes | Models | Duplicates | Quarantine tabs, search box and the active tab. It loads what is on screen only:
+ * the header's data and the visible tab's (panel_data.js), again when a prompt finishes while it is on screen,
+ * never on a timer; a closed panel fetches nothing.
  * State lives here, outside the DOM, because the sidebar may hand render() a fresh or a reused element
- * at any time; mount() rebuilds the DOM from that state and reloads the data.
+ * at any time; mount() rebuilds the DOM from that state and loads the data (from the cache when fresh).
  */
 import { h, icon } from "./dom.js";
-import {
-  exportUrl, fetchActions, fetchConfig, fetchDuplicates, fetchHistory, fetchModels, fetchPackages, fetchQuarantine,
-  fetchRealtime, fetchStatus, fetchSummary, onPromptFinished, updateConfig,
-} from "./api.js";
+import { exportUrl, onPromptFinished, updateConfig } from "./api.js";
 import { createActions } from "./actions.js";
 import { duplicatesView } from "./duplicates_view.js";
 import { followThresholds } from "./format.js";
 import { memoryStatus } from "./memory_status.js";
-import { modelsTab, prepareModels } from "./models_tab.js";
+import { modelsTab } from "./models_tab.js";
 import { nodesTab } from "./nodes_tab.js";
 import { overview } from "./overview.js";
+import { loadView } from "./panel_data.js";
 import { quarantineView } from "./quarantine_view.js";
+import { requestCache } from "./request_cache.js";
+import { debounced, oneAtATime } from "./schedule.js";
 import { rangeSwitch, userSelect } from "./view_switch.js";
 
 const TABS = [["nodes", "Nodes"], ["models", "Models"], ["duplicates", "Duplicates"], ["quarantine", "Quarantine"]];
 const SEARCHABLE_TABS = ["nodes", "models"];
+/** Quiet time after the last "prompt finished" event before reloading: the writer records the prompt just after. */
 const RELOAD_AFTER_RUN_MS = 1000;
+/** How long a tab switch may show data already fetched; anything that changes the data clears it sooner. */
+const CACHE_MS = 30_000;
 
 /**
  * `onOpenCleanup()` opens the Clean-up view (a dialog of its own) from the header's button;
@@ -30,17 +35,18 @@ const RELOAD_AFTER_RUN_MS = 1000;
 export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   const state = {
     tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, selection: null,
-    collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, error: null, loading: false,
+    collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, shownModels: null, error: null,
   };
   let view = null;
-  let loadId = 0;
-  let reloadTimer = null;
+  let loads = 0;  // calls of load() not yet answered: the panel is busy while there is one
+  const cache = requestCache(CACHE_MS);
+  const loadInTurn = oneAtATime(loadOnce);
+  const reloadAfterRun = debounced(() => onScreen() && refresh(), RELOAD_AFTER_RUN_MS);
   onPromptFinished(() => {
-    if (!view?.root.isConnected) return;
-    clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(() => load(), RELOAD_AFTER_RUN_MS);
+    cache.clear();  // also while closed, so the next opening reads what the prompt changed
+    reloadAfterRun();
   });
-  const actions = createActions(() => load());
+  const actions = createActions(() => reload());
 
   function mount(el) {
     view = buildView();
@@ -50,7 +56,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   }
 
   function buildView() {
-    const refresh = iconButton("pi-refresh", "Refresh", "usage-stats-refresh", () => load());
+    const refreshButton = iconButton("pi-refresh", "Refresh", "usage-stats-refresh", () => refresh());
     const download = h("a", {
       className: "usage-stats-icon-button", "aria-label": "Export as CSV", title: "Export this tab as CSV", download: "",
       "data-testid": "usage-stats-export",
@@ -75,19 +81,20 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     });
     const searchBox = h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]);
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
+    const memory = memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
-        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refresh, importHistory, reset,
+        h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refreshButton, importHistory, reset,
       ]),
       cleanup,
-      memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() }),
+      memory.element,
       range,
       summary,
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
       searchBox,
       content,
     ]);
-    return { root, content, tabs, refresh, download, range, summary, searchBox };
+    return { root, content, tabs, refresh: refreshButton, download, range, summary, searchBox, memory };
   }
 
   function iconButton(iconName, label, testId, onClick) {
@@ -97,6 +104,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   function selectTab(id) {
     state.tab = id;
     renderContent();
+    return load();
   }
 
   function selectDays(days) {
@@ -115,45 +123,58 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     return load();
   }
 
-  /** Fetch everything in parallel; a newer load wins over an older one still in flight. */
+  /** On screen, not merely in the page: the sidebar may keep a closed tab's element. */
+  function onScreen() {
+    return Boolean(view?.root.isConnected && view.root.getClientRects().length);
+  }
+
+  /** Everything again from the server, the memory line too: after a prompt finished or a click on Refresh. */
+  function refresh() {
+    view?.memory.update();
+    return reload();
+  }
+
+  /** The visible tab again from the server, not the cache: after an action changed the data. */
+  function reload() {
+    cache.clear();
+    return load();
+  }
+
+  /** Load what is on screen; loads never overlap, and one asked for meanwhile runs after with the state then. */
   async function load() {
-    const id = ++loadId;
-    const range = { days: state.days, user: state.user ?? undefined };
-    const selection = state.selection;
-    state.loading = true;
+    loads += 1;
     renderBusy();
     try {
-      // In a range view the all-time lists say when an item unused in the range was last used.
-      const allTime = state.days === "all" ? null : { days: "all", user: state.user ?? undefined };
-      const [status, packages, models, summary, live, quarantine, log, duplicates, rowHistory, config, packagesEver, modelsEver] = await Promise.all([
-        fetchStatus(), fetchPackages(range), fetchModels(range), fetchSummary(range), fetchRealtime(),
-        fetchQuarantine(), fetchActions(), fetchDuplicates(), selection ? fetchHistory({ ...selection, ...range }) : null,
-        fetchConfig(), allTime && fetchPackages(allTime), allTime && fetchModels(allTime),
-      ]);
-      if (id !== loadId) return;
-      followThresholds(config.config);  // the tiers were computed with these thresholds: label them so
-      if (selection) selection.series = rowHistory.series;
-      const lastEver = new Map((packagesEver ?? []).map((pack) => [pack.package, pack.last_seen]));
-      Object.assign(state, {
-        data: {
-          status, summary, live, quarantine, log, duplicates, config: config.config,
-          packages: packages.map((pack) => ({ ...pack, lastEver: lastEver.get(pack.package) ?? null })),
-          models: prepareModels(models, modelsEver),
-        },
-        error: null,
-      });
-      state.selected.clear();  // a selection of rows that may have moved since
+      await loadInTurn();
+    } finally {
+      loads -= 1;
+      renderBusy();
+    }
+  }
+
+  async function loadOnce() {
+    const shown = { tab: state.tab, days: state.days, user: state.user, selection: state.selection };
+    const stillShown = () => Object.entries(shown).every(([key, value]) => state[key] === value);
+    try {
+      const data = await loadView(shown, cache);
+      if (!stillShown()) return;  // the user moved on, and that asked for the load that follows this one
+      if (data.config) followThresholds(data.config);  // the tiers were computed with these thresholds: label them so
+      if (shown.selection) shown.selection.series = data.rowHistory.series;
+      if (data.models && data.models !== state.shownModels) {
+        state.selected.clear();  // ticks on rows that may have moved since
+        state.shownModels = data.models;
+      }
+      Object.assign(state, { data, error: null });
     } catch (error) {
-      if (id !== loadId) return;
+      if (!stillShown()) return;
       state.error = error.message || String(error);
     }
-    state.loading = false;
     renderContent();
   }
 
   function renderBusy() {
-    view?.root.setAttribute("aria-busy", String(state.loading));
-    view?.refresh.classList.toggle("usage-stats-spinning", state.loading);
+    view?.root.setAttribute("aria-busy", String(loads > 0));
+    view?.refresh.classList.toggle("usage-stats-spinning", loads > 0);
   }
 
   function renderContent() {
@@ -170,7 +191,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     view.summary.replaceChildren(...(state.data
       ? [overview({ ...state.data, selection: state.selection, days: state.days, onClearSelection: () => selectRow(null) })]
       : []));
-    const phase = state.error ? "error" : state.data ? "ready" : "loading";
+    const phase = state.error ? "error" : state.data?.tab === state.tab ? "ready" : "loading";
     view.root.dataset.state = phase;
     view.content.replaceChildren(...{ error: errorState, loading: loadingState, ready: readyState }[phase]());
   }
@@ -182,12 +203,12 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   function errorState() {
     return [h("div", { className: "usage-stats-error", role: "alert", "data-testid": "usage-stats-error" }, [
       h("p", { text: `Could not load usage stats: ${state.error}` }),
-      h("button", { className: "usage-stats-button", type: "button", text: "Try again", on: { click: () => load() } }),
+      h("button", { className: "usage-stats-button", type: "button", text: "Try again", on: { click: () => reload() } }),
     ])];
   }
 
   function readyState() {
-    const { status, packages, models } = state.data;
+    const { status, packages, models, config, duplicates, quarantine, log } = state.data;
     const empty = status.prompts_recorded === 0
       ? h("p", { className: "usage-stats-empty", "data-testid": "usage-stats-empty", text: "No prompts recorded yet — run a workflow, then refresh." })
       : null;
@@ -197,10 +218,10 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
       nodes: () => nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter, actions }),
       models: () => modelsTab({
         ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter,
-        selected: state.selected, actions, lorasOff: !state.data.config.track_loras, onTrackLoras: trackLoras,
+        selected: state.selected, actions, lorasOff: !config.track_loras, onTrackLoras: trackLoras,
       }),
-      duplicates: () => duplicatesView({ status: state.data.duplicates }),
-      quarantine: () => quarantineView({ quarantine: state.data.quarantine, log: state.data.log, actions }),
+      duplicates: () => duplicatesView({ status: duplicates }),
+      quarantine: () => quarantineView({ quarantine, log, actions }),
     };
     return [empty, bodies[state.tab]()].filter(Boolean);
   }
@@ -213,7 +234,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     } catch (error) {
       state.error = error.message || String(error);
     }
-    return load();
+    return reload();
   }
 
   return { mount, load };
