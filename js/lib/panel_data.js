@@ -1,6 +1,6 @@
 /**
  * What the panel fetches for what it shows: the header's data (status, the range's summary, the last hour,
- * a charted row's history) and the visible tab's own data only, so the Nodes tab never downloads the model
+ * the settings that name the tiers, a charted row's history) and the visible tab's own data only, so the Nodes tab never downloads the model
  * list (6.9 MB at 20,000 models) and the Models tab never the packs. Every read goes through the cache.
  */
 import {
@@ -18,10 +18,8 @@ const TAB_DATA = {
     return { packages: packages.map((pack) => ({ ...pack, lastEver: lastEver.get(pack.package) ?? null })) };
   },
   async models(read, { range, allTime }) {
-    const [models, modelsEver, config] = await Promise.all([
-      read("models", fetchModels, range), allTime && read("models", fetchModels, allTime), read("config", fetchConfig),
-    ]);
-    return { models: prepared(models, modelsEver), config: config.config };
+    const [models, modelsEver] = await Promise.all([read("models", fetchModels, range), allTime && read("models", fetchModels, allTime)]);
+    return { models: prepared(models, modelsEver) };
   },
   async duplicates() {
     return { duplicates: await fetchDuplicates() };  // a search moves on by itself: never from the cache
@@ -41,11 +39,11 @@ export async function loadView({ tab, days, user, selection }, cache) {
   const range = { days, user: user ?? undefined };
   const allTime = days === "all" ? null : { days: "all", user: user ?? undefined };
   const history = selection && { kind: selection.kind, id: selection.id, ...range };
-  const [status, summary, live, rowHistory, own] = await Promise.all([
-    read("status", fetchStatus), read("summary", fetchSummary, range), read("realtime", fetchRealtime),
+  const [status, summary, live, config, rowHistory, own] = await Promise.all([
+    read("status", fetchStatus), read("summary", fetchSummary, range), read("realtime", fetchRealtime), read("config", fetchConfig),
     history && read("history", fetchHistory, history), TAB_DATA[tab](read, { range, allTime }),
   ]);
-  return { tab, status, summary, live, rowHistory, ...own };
+  return { tab, status, summary, live, config: config.config, rowHistory, ...own };
 }
 
 const preparedLists = new WeakMap();
