@@ -38,7 +38,6 @@ def _install(prompt_server) -> None:
         Reports(packages, writer.models, writer.thresholds, evidence, import_times.seconds),
         decisions,
         Access.from_comfyui(),
-        evidence,
         start_memory(prompt_server, writer),
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),

@@ -8,12 +8,11 @@ service, the decisions, who may ask, and memory: each handler family takes this 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
 from ..actions.decisions import Decisions
-from ..evidence.source import EvidenceSource
 from ..memory.manager import MemoryManager
 from ..recording.writer import Writer
 from ..reports.service import Reports
@@ -32,10 +31,9 @@ class App:
     reports: Reports
     decisions: Decisions
     access: Access
-    evidence: EvidenceSource | None = None
     memory: MemoryManager | None = None
     queue_state: Callable[[], dict] = no_queue
-    comfy_users: Callable[[], dict[str, str]] = field(default=dict)
+    comfy_users: Callable[[], dict[str, str]] = dict
 
     @property
     def config(self):

@@ -41,7 +41,7 @@ class DecisionsApi:
         query_params(request, set())
         models = await self.app.off_loop(self.reports.model_report)
         packages = await self.app.off_loop(self.reports.package_report)
-        evidence = self.app.evidence
+        evidence = self.reports.evidence
         saved = await asyncio.get_running_loop().run_in_executor(None, evidence.workflows.scan) if evidence else {}
         return {
             "node_types": [{"class_type": t, "workflows": names} for t, names in node_type_references(saved).items()],
