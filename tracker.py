@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 from .domain.values import EVERYTHING, KINDS, Outcome, PromptUse, Totals, View, storable
 from .store.database import connect_readonly, open_database
+from .store import outbox
 from .store.legacy import import_legacy_tables
 from .store.rows import (
     DAILY_UPSERT,
@@ -35,18 +36,25 @@ from .support.logs import log
 
 PRUNE_BATCH = 5_000
 """Prompt-log rows deleted per transaction by retention, so the write lock is held only briefly."""
+OUTBOX_LIMIT = 50_000
+"""Outbox rows kept for an unreachable shared store; beyond this they are folded into one snapshot of the
+usage tables (the machine's whole evidence), so the outbox stays bounded and loses nothing."""
 
 
 class UsageStore:
     """Reads and writes usage. Writes go through one connection, used by one thread (the writer)."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time):
+    def __init__(self, path: str, clock: Callable[[], float] = time.time, shared: bool = False):
         self.path = path
         self.clock = clock
         self._db = open_database(path, clock)
         self._local = threading.local()
         self.version = 0
         """Bumped after every committed write (all writes come through this object): a cache key for reports."""
+        self.shared = shared
+        """A shared store is configured: every write also owes it an outbox row (store/outbox.py)."""
+        if shared and self._meta("outbox") is None:
+            self._owe_snapshot()  # what was recorded before this machine joined the shared store
 
     def close(self) -> None:
         self._db.close()
@@ -96,8 +104,10 @@ class UsageStore:
             db.executemany(DAILY_UPSERT, batch.daily_rows())
             if batch.referenced:
                 db.executemany(REFERENCE_UPSERT, [(t, n, *entry) for (t, n), entry in batch.referenced.items()])
+            row_ids = list(range(last_id - len(uses) + 1, last_id + 1))
+            self._owe(db, outbox.RECORD, lambda: outbox.record_body(uses, row_ids))
         self.version += 1
-        return list(range(last_id - len(uses) + 1, last_id + 1))
+        return row_ids
 
     def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
         """Apply how prompts ended to their log rows and to the daily rows of every item they used.
@@ -108,17 +118,18 @@ class UsageStore:
         outcomes = list(outcomes)
         with atomic(self._db) as db:
             record_loaded(db, [o for o in outcomes if o.loaded])
-            outcomes = [with_loaded(o) for o in outcomes]
+            applied = [with_loaded(o) for o in outcomes]
             db.executemany(
                 "UPDATE prompt_log SET outcome = ?, exec_ms = ?, cached_nodes = ? WHERE id = ?",
-                [(o.result, o.exec_ms, o.cached_nodes, o.row_id) for o in outcomes],
+                [(o.result, o.exec_ms, o.cached_nodes, o.row_id) for o in applied],
             )
-            db.executemany(DAILY_UPSERT, daily_results(outcomes))
+            db.executemany(DAILY_UPSERT, daily_results(applied))
+            self._owe(db, outbox.OUTCOMES, lambda: outbox.outcomes_body(outcomes))
         self.version += 1
 
     def note_installed(self, packages: Iterable[str] = (), models: Iterable[tuple[str, str]] = ()) -> None:
         """Remember when each item was first seen installed; later sightings change nothing (not even the version)."""
-        now = self.now()
+        now, packages, models = self.now(), list(packages), list(models)
         changes = self._db.total_changes
         with atomic(self._db) as db:
             db.executemany(
@@ -129,6 +140,8 @@ class UsageStore:
                 "INSERT OR IGNORE INTO model_inventory (model_type, model_name, first_installed) VALUES (?, ?, ?)",
                 [(t, n, now) for t, n in models],
             )
+            if self._db.total_changes != changes:
+                self._owe(db, outbox.INSTALLED, lambda: outbox.installed_body(now, packages, models))
         if self._db.total_changes != changes:
             self.version += 1
 
@@ -140,6 +153,7 @@ class UsageStore:
                 db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM meta WHERE key = 'legacy_import'")
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('legacy_import', 'skipped after reset')")
+            self._owe(db, outbox.RESET, lambda: "{}")
         self.version += 1
 
     def prune_detail(self, older_than: int, batch: int = PRUNE_BATCH) -> int:
@@ -197,6 +211,38 @@ class UsageStore:
         except ValueError:
             return {}
         return values if isinstance(values, dict) else {}
+
+    # ---- what a shared store is owed (recording/shipper.py delivers it)
+
+    def _owe(self, db: sqlite3.Connection, op: str, body: Callable[[], str]) -> None:
+        """Owe the shared store this write, in the write's own transaction (nothing without a shared store)."""
+        if not self.shared:
+            return
+        db.execute("INSERT INTO outbox (op, body) VALUES (?, ?)", (op, body()))
+        oldest, newest = db.execute("SELECT MIN(seq), MAX(seq) FROM outbox").fetchone()
+        if newest - oldest >= OUTBOX_LIMIT:
+            self._owe_snapshot()
+
+    def _owe_snapshot(self) -> None:
+        """Replace what is owed by one snapshot of every total: bounded, and a superset of what it replaces."""
+        with atomic(self._db) as db:
+            db.execute("DELETE FROM outbox")
+            body = {table: db.execute(f"SELECT {columns} FROM {table}").fetchall()
+                    for table, columns in outbox.SNAPSHOT_TABLES.items()}
+            db.execute("INSERT INTO outbox (op, body) VALUES (?, ?)", (outbox.SNAPSHOT, json.dumps(body)))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('outbox', 'since first snapshot')")
+
+    def owed(self, limit: int) -> list[tuple[int, str, str]]:
+        """The oldest `limit` outbox rows (seq, op, body), in order (any thread)."""
+        return self._reader().execute("SELECT seq, op, body FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+
+    def owed_count(self) -> int:
+        return self._reader().execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def delivered(self, up_to_seq: int) -> None:
+        """The shared store applied every outbox row up to `up_to_seq`: they are owed no more (writer thread)."""
+        with atomic(self._db) as db:
+            db.execute("DELETE FROM outbox WHERE seq <= ?", (up_to_seq,))
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -332,6 +378,7 @@ class UsageStore:
                        last_ms = excluded.last_ms, last_loaded = MAX(last_loaded, excluded.last_loaded)""",
                 (storable(model_type), storable(model_name), ms, ms, at),
             )
+            self._owe(db, outbox.LOAD, lambda: outbox.load_body(storable(model_type), storable(model_name), ms, at))
         self.version += 1
 
     def set_unload_override(self, model_type: str, model_name: str, timeout_seconds: int | None) -> None:

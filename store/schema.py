@@ -233,6 +233,12 @@ def _migration_7_witnesses(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_8_outbox(db: sqlite3.Connection) -> None:
+    """What this machine owes a shared store (store/outbox.py): written with each write it describes, in
+    the same transaction, and deleted once the shared store has applied it. Empty without a shared store."""
+    db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, op TEXT NOT NULL, body TEXT NOT NULL)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1_initial,
     _migration_2_prompt_days,
@@ -241,6 +247,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_5_model_loads,
     _migration_6_decisions_leave_the_database,
     _migration_7_witnesses,
+    _migration_8_outbox,
 ]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 

@@ -122,3 +122,26 @@ def browser():
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+# ---- a real PostgreSQL, for the shared store
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (Debian's binaries; scripts/comfyui-env installs them)."""
+    from postgres import PostgresServer, binaries
+
+    if binaries() is None:
+        if os.environ.get("CI"):
+            raise pytest.UsageError("PostgreSQL is not installed: run the tests through scripts/test")
+        pytest.skip("needs PostgreSQL's server binaries (scripts/comfyui-env installs them)")
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def shared_url(postgres):
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres.create_database()

@@ -1,0 +1,131 @@
+"""The shared store (PostgreSQL): what machines deliver reads back as one fleet, and each delivery counts once.
+
+These run against a real PostgreSQL server started by the tests (tests/postgres.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import NOW
+
+from usage_stats.domain.values import DAY, Outcome, PromptUse
+from usage_stats.store import outbox
+from usage_stats.store.postgres import FleetStore
+from usage_stats.tracker import UsageStore
+
+CKPT = ("checkpoints", "sd15.safetensors")
+LORA = ("loras", "detail.safetensors")
+
+
+def use(ts=NOW, models=(CKPT,), nodes=None, user="default", accepted=True, referenced=()):
+    return PromptUse(ts, nodes or {"CheckpointLoaderSimple": "__builtin__"}, frozenset(models), user, accepted,
+                     frozenset(referenced))
+
+
+@pytest.fixture
+def fleet(shared_url):
+    store = FleetStore(shared_url, clock=lambda: NOW)
+    yield store
+    store.close()
+
+
+def local_store(tmp_path, name: str) -> UsageStore:
+    return UsageStore(str(tmp_path / f"{name}.db"), clock=lambda: NOW, shared=True)
+
+
+def ship(local: UsageStore, fleet: FleetStore, machine: str) -> int:
+    """Deliver everything `local` owes, as a machine's shipper does; returns the last seq applied."""
+    last = fleet.deliver(machine, machine.upper(), local.owed(10_000))
+    local.delivered(last)
+    return last
+
+
+def test_a_local_write_owes_the_shared_store_in_the_same_transaction(tmp_path):
+    local = local_store(tmp_path, "a")
+    assert [op for _, op, _ in local.owed(10)] == [outbox.SNAPSHOT]  # joining: what was recorded before
+    row_ids = local.record([use()])
+    owed = local.owed(10)
+    assert [op for _, op, _ in owed] == [outbox.SNAPSHOT, outbox.RECORD]
+    assert json.loads(owed[1][2])["ids"] == row_ids
+
+
+def test_a_store_without_a_shared_store_owes_nothing(store):
+    store.record([use()])
+    assert store.owed(10) == []
+
+
+def test_what_two_machines_deliver_reads_as_one_fleet(tmp_path, fleet):
+    a, b = local_store(tmp_path, "a"), local_store(tmp_path, "b")
+    a.record([use(), use(ts=NOW + 60)])
+    b.record([use(models=(CKPT, LORA), user="bob")])
+    ship(a, fleet, "a")
+    ship(b, fleet, "b")
+
+    rows = {(t, n): (count, first, last) for t, n, count, first, last in fleet.model_rows()}
+    assert rows == {CKPT: (3, NOW, NOW + 60), LORA: (1, NOW, NOW)}
+    assert fleet.prompt_count() == 3
+    assert fleet.totals("model")["loras/detail.safetensors"].prompts == 1
+    assert fleet.users() == ["bob", "default"]
+    assert [(m, name) for m, name, _ in fleet.machines()] == [("a", "A"), ("b", "B")]
+
+
+def test_a_row_delivered_twice_counts_once(tmp_path, fleet):
+    local = local_store(tmp_path, "a")
+    local.record([use()])
+    owed = local.owed(10)
+    fleet.deliver("a", "A", owed)
+    fleet.deliver("a", "A", owed)  # the answer to the first delivery was lost: the shipper sends it again
+    assert fleet.prompt_count() == 1
+    assert fleet.last_delivered("a") == owed[-1][0]
+
+
+def test_the_fleet_reads_as_the_local_store_reads_when_one_machine_reports(tmp_path, fleet):
+    """Every read the reports make gives the same answer from the shared store as from the machine's own."""
+    local = local_store(tmp_path, "a")
+    ids = local.record([use(models=(CKPT, LORA), referenced=(("loras", "off.safetensors"),)),
+                        use(ts=NOW + DAY, user="bob"), use(ts=NOW + 5, accepted=False)])
+    local.record_outcomes([Outcome(use(models=(CKPT, LORA)), ids[0], "success", 1200, 2, frozenset({("vae", "x.pt")}))])
+    local.note_installed(packages=["pack-a"], models=[CKPT, LORA])
+    local.record_load(*CKPT, seconds=1.5, at=NOW + 10)
+    ship(local, fleet, "a")
+
+    for read in ("node_rows", "witness_rows", "reference_rows", "package_first_installed", "model_first_installed",
+                 "prompt_count", "daily_rows", "first_day", "execution_times", "cached_nodes", "users", "load_rows",
+                 "tracking_since"):
+        assert _comparable(getattr(fleet, read)()) == _comparable(getattr(local, read)()), read
+    assert sorted(fleet.model_rows()) == sorted(local.model_rows())
+    for kind in ("prompt", "node", "package", "model"):
+        assert fleet.totals(kind) == local.totals(kind), kind
+    assert fleet.outcomes_since(NOW) == local.outcomes_since(NOW)
+    assert fleet.models_used_since(NOW) == local.models_used_since(NOW)
+
+
+def _comparable(value):
+    return sorted(map(tuple, value)) if isinstance(value, list) and value and isinstance(value[0], (list, tuple)) else value
+
+
+def test_a_snapshot_replaces_the_machines_rows_and_may_come_again(tmp_path, fleet, monkeypatch):
+    """An outbox past its bound folds into one snapshot of every total: bounded, and nothing is lost."""
+    import usage_stats.tracker as tracker
+
+    monkeypatch.setattr(tracker, "OUTBOX_LIMIT", 3)
+    local = local_store(tmp_path, "a")
+    for i in range(10):
+        local.record([use(ts=NOW + i)])
+    assert len(local.owed(100)) <= 4
+    ship(local, fleet, "a")
+    ship(local, fleet, "a")
+    assert fleet.prompt_count() == 10
+    assert fleet.model_rows() == [(*CKPT, 10, NOW, NOW + 9)]
+
+
+def test_a_reset_on_one_machine_keeps_the_others_evidence(tmp_path, fleet):
+    a, b = local_store(tmp_path, "a"), local_store(tmp_path, "b")
+    a.record([use()])
+    b.record([use(models=(LORA,))])
+    a.reset()
+    ship(a, fleet, "a")
+    ship(b, fleet, "b")
+    assert [(t, n) for t, n, *_ in fleet.model_rows()] == [LORA]
