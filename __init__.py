@@ -25,25 +25,33 @@ def _install(prompt_server) -> None:
     from .mapper import ModelMapper, PackageMapper
     from .memory.manager import start_memory
     from .recording.outcomes import queue_state, submission_middleware, wrap_task_done
+    from .recording.shared import Shipper, shared_settings
     from .recording.writer import Writer, database_path, open_store
     from .reports.service import Reports
+    from .store.postgres import FleetStore
 
     import_times = ImportTimes().attach()  # before ComfyUI logs the packs' import times, after every import
     packages = PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__)))
-    writer = Writer(open_store, packages, ModelMapper())
+    shared = shared_settings(os.path.dirname(database_path()))
+    writer = Writer(lambda: open_store(shared=shared is not None), packages, ModelMapper())
+    shipper = Shipper(writer, shared, FleetStore) if shared else None
     decisions = Decisions(os.path.dirname(database_path()), packages.is_protected)
     evidence = EvidenceSource(SavedWorkflows(), decisions)
     app = App(
         writer,
-        Reports(packages, writer.models, writer.thresholds, evidence, import_times.seconds),
+        Reports(packages, writer.models, writer.thresholds, evidence, import_times.seconds, shipper),
         decisions,
         Access.from_comfyui(),
         start_memory(prompt_server, writer),
         queue_state=lambda: queue_state(prompt_server.prompt_queue),
         comfy_users=lambda: dict(getattr(getattr(prompt_server, "user_manager", None), "users", None) or {}),
+        shared=shipper,
     )
     register_routes(prompt_server.routes, app)
     writer.start()
+    if shipper:
+        shipper.start()
+        atexit.register(shipper.stop)
     writer.submit(decisions.take_over)  # the keep list and quarantine of an older version; moves a crash cut short
     atexit.register(writer.stop)
     prompt_server.add_on_prompt_handler(writer.on_prompt)

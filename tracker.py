@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from typing import Callable, Iterable
 
 from .domain.values import EVERYTHING, KINDS, Outcome, PromptUse, Totals, View, storable
@@ -53,7 +54,7 @@ class UsageStore:
         """Bumped after every committed write (all writes come through this object): a cache key for reports."""
         self.shared = shared
         """A shared store is configured: every write also owes it an outbox row (store/outbox.py)."""
-        if shared and self._meta("outbox") is None:
+        if shared and self._meta("outbox_stream") is None:
             self._owe_snapshot()  # what was recorded before this machine joined the shared store
 
     def close(self) -> None:
@@ -230,7 +231,13 @@ class UsageStore:
             body = {table: db.execute(f"SELECT {columns} FROM {table}").fetchall()
                     for table, columns in outbox.SNAPSHOT_TABLES.items()}
             db.execute("INSERT INTO outbox (op, body) VALUES (?, ?)", (outbox.SNAPSHOT, json.dumps(body)))
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('outbox', 'since first snapshot')")
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('outbox_stream', ?)", (str(uuid.uuid4()),))
+
+    @property
+    def outbox_stream(self) -> str | None:
+        """The id of this database's outbox: a replaced database starts a new stream (its seqs restart)."""
+        row = self._reader().execute("SELECT value FROM meta WHERE key = 'outbox_stream'").fetchone()
+        return row[0] if row else None
 
     def owed(self, limit: int) -> list[tuple[int, str, str]]:
         """The oldest `limit` outbox rows (seq, op, body), in order (any thread)."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 from ..actions.decisions import Decisions
 from ..memory.manager import MemoryManager
+from ..recording.shared import Shipper
 from ..recording.writer import Writer
 from ..reports.service import Reports
 from ..tracker import UsageStore
@@ -34,6 +34,7 @@ class App:
     memory: MemoryManager | None = None
     queue_state: Callable[[], dict] = no_queue
     comfy_users: Callable[[], dict[str, str]] = dict
+    shared: Shipper | None = None
 
     @property
     def config(self):
@@ -53,6 +54,20 @@ class App:
         return store
 
     async def off_loop(self, build, *args):
-        """`build(store, *args)` in an executor thread: SQLite and folder listings never block the event loop."""
-        store = await self.ready_store()
-        return await asyncio.get_running_loop().run_in_executor(None, partial(build, store, *args))
+        """`build(store, *args)` in an executor thread: SQLite and folder listings never block the event loop.
+
+        With a shared store, reports read the fleet's; if it fails them, this machine's own (which the
+        report service caps, since other machines' use is unknown then).
+        """
+        local = await self.ready_store()
+        return await asyncio.get_running_loop().run_in_executor(None, self._build, build, local, args)
+
+    def _build(self, build, local: UsageStore, args: tuple):
+        store = self.shared.reading_store(local) if self.shared else local
+        if store is local:
+            return build(local, *args)
+        try:
+            return build(store, *args)
+        except Exception as error:  # the shared store went away mid-read
+            self.shared.read_failed(error)
+            return build(local, *args)

@@ -32,6 +32,7 @@ def register_routes(routes: web.RouteTableDef, app: App) -> None:
     routes.get("/nodes-stats/realtime")(_json_route(api.realtime))
     routes.get("/nodes-stats/export")(_json_route(api.export))
     routes.get("/nodes-stats/config")(_json_route(api.config))
+    routes.get("/nodes-stats/shared")(_json_route(api.shared))
     routes.put("/nodes-stats/config")(_json_route(api.update_config))
     routes.get("/nodes-stats/disk")(_json_route(decisions.disk))
     routes.get("/nodes-stats/references")(_json_route(decisions.references))

@@ -154,6 +154,15 @@ class StatsApi:
             exports.encode(file_format, rows),
         ), {}
 
+    async def shared(self, request: web.Request):
+        """Whether this machine reports into a shared store, whether it answers, and the fleet's machines."""
+        query_params(request, set())
+        shipper = self.app.shared
+        if shipper is None:
+            return {"configured": False}, {}
+        await self.app.ready_store()
+        return await asyncio.get_running_loop().run_in_executor(None, shipper.describe), {}
+
     async def config(self, request: web.Request):
         query_params(request, set())
         return self._config_answer(), {}

@@ -22,9 +22,14 @@ NAMES_SHOWN = 3
 
 
 def used_by_workflows(names: list[str]) -> Evidence:
-    shown = ", ".join(names[:NAMES_SHOWN]) + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
     noun = "saved workflow" if len(names) == 1 else "saved workflows"
-    return WORKFLOW_CAP, [f"used by {len(names)} {noun}: {shown}"]
+    return WORKFLOW_CAP, [f"used by {len(names)} {noun}: {_some(names)}"]
+
+
+def _some(names: list[str]) -> str:
+    """The first few names, and how many more: a reason stays one readable line."""
+    more = len(names) - NAMES_SHOWN
+    return ", ".join(names[:NAMES_SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
 def switched_off(prompts: int, last: int, ever_used: bool) -> Evidence:
@@ -35,15 +40,30 @@ def switched_off(prompts: int, last: int, ever_used: bool) -> Evidence:
     return SWITCHED_OFF_CAP, [f"in {prompts} {noun}, always switched off (the last on {day(last)})"]
 
 
-def with_switched_off(evidence: dict, switched_off_in: dict) -> dict:
-    """`evidence` plus the cap and reason of every file prompts named switched off (store.reference_rows)."""
+def merge_all(evidence: dict, more: dict) -> dict:
+    """Both maps of key -> Evidence; a key in both gets the stricter cap and both reasons."""
     merged = dict(evidence)
-    for key, (prompts, last, ever_used) in switched_off_in.items():
-        merged[key] = merge_evidence(switched_off(prompts, last, ever_used), merged.get(key))
+    for key, extra in more.items():
+        merged[key] = merge_evidence(extra, merged.get(key))
     return merged
 
 
+def with_switched_off(evidence: dict, switched_off_in: dict) -> dict:
+    """`evidence` plus the cap and reason of every file prompts named switched off (store.reference_rows)."""
+    return merge_all(evidence, {key: switched_off(*entry) for key, entry in switched_off_in.items()})
+
+
 KEPT: Evidence = (KEEP_CAP, ["kept: you pinned it, so it is never suggested for removal"])
+INCOMPLETE_CAP = "consider_removing"
+"""Evidence another machine holds but has not delivered: the file may be in use there, so never safe_to_remove."""
+SHARED_STORE_UNREACHABLE: Evidence = (
+    INCOMPLETE_CAP, ["the shared store is unreachable, so other machines' use of this file is unknown"]
+)
+
+
+def not_heard_from(machines: list[str], hours: int) -> Evidence:
+    """Machines that list the file have not reported for `hours`: their latest use of it may be missing."""
+    return INCOMPLETE_CAP, [f"no report for over {hours} h from {_some(machines)}, which also list it"]
 
 
 def combine(workflow_refs: dict, kept_keys) -> dict:

@@ -13,8 +13,9 @@ from typing import Callable
 
 from ..domain.tiers import Thresholds
 from ..domain.values import EVERYTHING, View
-from ..evidence.source import EvidenceSource, mark_rows, mark_witnesses, with_switched_off
+from ..evidence.source import EvidenceSource, mark_rows, mark_witnesses, merge_all, with_switched_off
 from ..mapper import ModelMapper, PackageMapper
+from ..recording.shared import Shipper
 from ..support.files import model_path
 from ..tracker import UsageStore
 from . import disk, exports
@@ -59,12 +60,14 @@ class Reports:
         thresholds: Callable[[int], Thresholds],
         evidence: EvidenceSource | None = None,
         import_seconds: Callable[[], dict[str, float]] = dict,
+        shared: Shipper | None = None,
     ):
         self.packages = packages
         self.models = models
         self.thresholds = thresholds
         self.evidence = evidence
         self.import_seconds = import_seconds
+        self.shared = shared
         self._sizes = Memo()
         self._model_evidence = Memo()
         self._models = Memo()
@@ -98,8 +101,19 @@ class Reports:
             evidence_key, lambda: self.evidence.for_models(installed) if self.evidence else NO_EVIDENCE
         )
         thresholds = self.thresholds(now)
-        key = (sizes_key, evidence_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
-        return self._models.get(key, lambda: self._build_model_report(store, installed, infos, evidence, thresholds, view))
+        gaps, gaps_key = self._evidence_gaps(store, installed)
+        key = (sizes_key, evidence_key, gaps_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
+        return self._models.get(key, lambda: self._build_model_report(
+            store, installed, infos, (merge_all(evidence[0], gaps), *evidence[1:]), thresholds, view
+        ))
+
+    def _evidence_gaps(self, store, installed) -> tuple[dict, object]:
+        """Caps for files whose use elsewhere `store` may lack (a silent machine, an unreachable shared store),
+        and a cheap key that changes when they do."""
+        if self.shared is None:
+            return {}, None
+        gaps = self.shared.evidence_gaps(store, installed)
+        return gaps, (store is self.shared.fleet, frozenset(tuple(reasons) for _, reasons in gaps.values()))
 
     def export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
         if what == "models":

@@ -30,6 +30,7 @@ MIGRATIONS = [
     CREATE TABLE machines (
         id          TEXT PRIMARY KEY,
         name        TEXT NOT NULL,
+        stream      TEXT NOT NULL,               -- the outbox it delivers from (a new local database: a new one)
         last_seq    BIGINT NOT NULL DEFAULT 0,   -- the last outbox row applied: deliveries apply each row once
         last_report BIGINT NOT NULL             -- when it last delivered (Unix seconds)
     );
@@ -118,7 +119,10 @@ REFERENCE_UPSERT = _usage_upsert("model_references", "model_type, model_name")
 
 def connect(url: str):
     """A connection to the shared store (psycopg imported here: only a configured shared store needs it)."""
-    import psycopg
+    try:
+        import psycopg
+    except ImportError:
+        raise RuntimeError("psycopg is not installed: pip install 'psycopg[binary]' into ComfyUI's Python") from None
 
     return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True)
 
@@ -172,18 +176,21 @@ class FleetStore:
 
     # ---- deliveries (a machine's shipper)
 
-    def deliver(self, machine: str, name: str, rows: Iterable[tuple[int, str, str]]) -> int:
+    def deliver(self, machine: str, name: str, stream: str, rows: Iterable[tuple[int, str, str]]) -> int:
         """Apply outbox rows (seq, op, body) of `machine` in one transaction; returns the last seq applied.
 
         Rows at or below the machine's last applied seq were applied before (a delivery whose answer was lost)
-        and are skipped: each row counts once, however often it is sent.
+        and are skipped: each row counts once, however often it is sent. A new `stream` (the machine's
+        database was replaced) numbers from 1 again; its first row is a snapshot that replaces the old rows.
         """
         db = self._connection()
         with _transaction(db):
             db.execute(
-                """INSERT INTO machines (id, name, last_report) VALUES (%s, %s, %s)
-                   ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_report = excluded.last_report""",
-                (machine, name, self.now()),
+                """INSERT INTO machines (id, name, stream, last_report) VALUES (%s, %s, %s, %s)
+                   ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_report = excluded.last_report,
+                       last_seq = CASE WHEN machines.stream = excluded.stream THEN machines.last_seq ELSE 0 END,
+                       stream = excluded.stream""",
+                (machine, name, stream, self.now()),
             )
             last = db.execute("SELECT last_seq FROM machines WHERE id = %s FOR UPDATE", (machine,)).fetchone()[0]
             for seq, op, body in rows:
@@ -207,6 +214,21 @@ class FleetStore:
     def machines(self) -> list[tuple[str, str, int]]:
         """(id, name, last report) of every machine that ever reported, by name."""
         return self._all("SELECT id, name, last_report FROM machines ORDER BY name, id")
+
+    def incomplete_evidence(self, stale_before: int) -> dict[tuple[str, str], list[str]]:
+        """(type, name) -> the machines listing that file that have not reported since `stale_before`.
+
+        Their latest use of it may be missing here, so such a file is never safe to remove.
+        """
+        rows = self._all(
+            """SELECT i.model_type, i.model_name, m.name FROM model_inventory i JOIN machines m ON m.id = i.machine
+               WHERE m.last_report < %s ORDER BY m.name""",
+            (stale_before,),
+        )
+        silent: dict[tuple[str, str], list[str]] = {}
+        for model_type, model_name, machine in rows:
+            silent.setdefault((model_type, model_name), []).append(machine)
+        return silent
 
     def node_rows(self) -> list[tuple[str, str, int, int, int]]:
         return self._all(
@@ -320,7 +342,13 @@ class FleetStore:
         )
 
     def _all(self, sql: str, args: tuple = ()) -> list[tuple]:
-        return self._connection().execute(sql, args).fetchall()
+        """Rows of a read; a connection the server dropped while idle (it restarted) is replaced once."""
+        try:
+            return self._connection().execute(sql, args).fetchall()
+        except Exception:
+            if not self._local.db.broken:
+                raise
+            return self._connection().execute(sql, args).fetchall()
 
     def _one(self, sql: str, args: tuple = ()):
         return self._all(sql, args)[0][0]

@@ -235,8 +235,10 @@ def _migration_7_witnesses(db: sqlite3.Connection) -> None:
 
 def _migration_8_outbox(db: sqlite3.Connection) -> None:
     """What this machine owes a shared store (store/outbox.py): written with each write it describes, in
-    the same transaction, and deleted once the shared store has applied it. Empty without a shared store."""
-    db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, op TEXT NOT NULL, body TEXT NOT NULL)")
+    the same transaction, and deleted once the shared store has applied it. Empty without a shared store.
+    AUTOINCREMENT: a sequence number is never used twice, even after every row was delivered and deleted,
+    since the shared store skips numbers it has applied."""
+    db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, body TEXT NOT NULL)")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [

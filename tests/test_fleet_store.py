@@ -37,7 +37,7 @@ def local_store(tmp_path, name: str) -> UsageStore:
 
 def ship(local: UsageStore, fleet: FleetStore, machine: str) -> int:
     """Deliver everything `local` owes, as a machine's shipper does; returns the last seq applied."""
-    last = fleet.deliver(machine, machine.upper(), local.owed(10_000))
+    last = fleet.deliver(machine, machine.upper(), local.outbox_stream, local.owed(10_000))
     local.delivered(last)
     return last
 
@@ -75,8 +75,8 @@ def test_a_row_delivered_twice_counts_once(tmp_path, fleet):
     local = local_store(tmp_path, "a")
     local.record([use()])
     owed = local.owed(10)
-    fleet.deliver("a", "A", owed)
-    fleet.deliver("a", "A", owed)  # the answer to the first delivery was lost: the shipper sends it again
+    fleet.deliver("a", "A", local.outbox_stream, owed)
+    fleet.deliver("a", "A", local.outbox_stream, owed)  # the answer to the first delivery was lost: the shipper sends it again
     assert fleet.prompt_count() == 1
     assert fleet.last_delivered("a") == owed[-1][0]
 
@@ -129,3 +129,39 @@ def test_a_reset_on_one_machine_keeps_the_others_evidence(tmp_path, fleet):
     ship(a, fleet, "a")
     ship(b, fleet, "b")
     assert [(t, n) for t, n, *_ in fleet.model_rows()] == [LORA]
+
+
+def test_rows_owed_after_everything_was_delivered_still_count(tmp_path, fleet):
+    """Sequence numbers are never used twice, even once the outbox was emptied (AUTOINCREMENT)."""
+    local = local_store(tmp_path, "a")
+    local.record([use()])
+    ship(local, fleet, "a")
+    assert local.owed(10) == []
+    local.record([use(ts=NOW + 1)])
+    ship(local, fleet, "a")
+    assert fleet.prompt_count() == 2
+
+
+def test_a_replaced_local_database_starts_a_new_stream_whose_snapshot_replaces_the_old_rows(tmp_path, fleet):
+    old = local_store(tmp_path, "old")
+    old.record([use(), use()])
+    ship(old, fleet, "a")
+    new = local_store(tmp_path, "new")  # the same machine, its database moved aside as corrupt
+    new.record([use(models=(LORA,))])
+    ship(new, fleet, "a")
+    assert [(t, n, count) for t, n, count, *_ in fleet.model_rows()] == [(*LORA, 1)]
+
+
+def test_files_listed_by_a_silent_machine_have_incomplete_evidence(tmp_path, shared_url):
+    clock = {"now": NOW}
+    fleet = FleetStore(shared_url, clock=lambda: clock["now"])
+    a, b = local_store(tmp_path, "a"), local_store(tmp_path, "b")
+    a.note_installed(models=[CKPT])
+    b.note_installed(models=[CKPT, LORA])
+    ship(a, fleet, "a")
+    ship(b, fleet, "b")
+    clock["now"] = NOW + 3600
+    fleet.deliver("a", "A", a.outbox_stream, [])  # a heartbeat: a still reports, b fell silent
+    assert fleet.incomplete_evidence(stale_before=NOW + 60) == {CKPT: ["B"], LORA: ["B"]}
+    assert fleet.incomplete_evidence(stale_before=NOW - 60) == {}
+    fleet.close()

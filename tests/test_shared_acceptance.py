@@ -1,0 +1,104 @@
+"""Two real ComfyUI servers over one models folder, reporting into one real PostgreSQL: one fleet-wide answer.
+
+Each server keeps its own SQLite database; the shared store is configured by the environment, as an
+administrator would configure a fleet. Real ComfyUI, real PostgreSQL (tests/postgres.py), no fakes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from comfyui import ComfyServer, place_file, prompt_using, until
+
+from usage_stats.recording.shared import NAME_VARIABLE, URL_VARIABLE
+
+pytestmark = pytest.mark.comfyui
+DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, postgres):
+    """Machines A and B: two ComfyUI servers whose models/ is one folder, reporting into one database."""
+    url = postgres.create_database()
+    base_a, base_b = tmp_path_factory.mktemp("machine-a"), tmp_path_factory.mktemp("machine-b")
+    for name in ("only-b.safetensors", "nobody.safetensors", "often.safetensors"):
+        place_file(base_a / "models" / "checkpoints" / name)
+    (base_b / "models").symlink_to(base_a / "models", target_is_directory=True)
+    with ComfyServer(base_a, env={URL_VARIABLE: url, NAME_VARIABLE: "A"}) as a, \
+            ComfyServer(base_b, env={URL_VARIABLE: url, NAME_VARIABLE: "B"}) as b:
+        until(lambda: len(a.get("/nodes-stats/shared")["machines"]) == 2, what="both machines reporting", server=a)
+        yield a, b, url
+
+
+def model_row(server, name: str) -> dict:
+    (section,) = server.get(f"/nodes-stats/models?type=checkpoints&q={name}")
+    return section["models"][0]
+
+
+def fleet_prompts(url: str) -> int:
+    with psycopg.connect(url) as db:
+        return db.execute("SELECT COALESCE(SUM(prompts), 0) FROM daily WHERE kind = 'prompt'").fetchone()[0]
+
+
+def test_a_model_used_only_on_machine_b_is_used_in_machine_as_view(fleet):
+    a, b, _ = fleet
+    status, answer = b.queue_prompt(prompt_using("only-b.safetensors"))
+    assert status == 200, answer
+    row = until(lambda: (r := model_row(a, "only-b"))["status"] == "used" and r,
+                what="A's view counting B's use", server=a)
+    assert row["count"] == 1
+    assert model_row(a, "nobody")["status"] != "used"
+    assert {m["name"] for m in a.get("/nodes-stats/shared")["machines"]} == {"A", "B"}
+
+
+def test_a_silent_machine_keeps_the_files_it_lists_out_of_safe_to_remove(fleet):
+    a, _, url = fleet
+    now = int(time.time())
+    with psycopg.connect(url) as db:  # machine C listed nobody.safetensors 90 days ago and fell silent 2 days ago
+        db.execute("INSERT INTO machines (id, name, stream, last_report) VALUES ('c', 'C', 's', %s)", (now - 2 * DAY,))
+        db.execute("INSERT INTO model_inventory VALUES ('c', 'checkpoints', 'nobody.safetensors', %s)", (now - 90 * DAY,))
+    row = until(lambda: (r := model_row(a, "nobody"))["status"] == "consider_removing" and r,
+                what="the silent machine's cap", server=a)
+    assert any("from C" in reason for reason in row["reasons"]), row["reasons"]
+    with psycopg.connect(url) as db:  # C reports again: nothing else keeps the file
+        db.execute("UPDATE machines SET last_report = %s WHERE id = 'c'", (int(time.time()),))
+    until(lambda: model_row(a, "nobody")["status"] == "safe_to_remove", what="safe once C reports", server=a)
+
+
+def test_an_outage_and_a_restart_lose_no_prompt_and_count_none_twice(fleet, postgres):
+    a, _, url = fleet
+    before = fleet_prompts(url)
+    recorded = a.get("/nodes-stats/status")["prompts_recorded"]
+    for _ in range(3):
+        assert a.queue_prompt(prompt_using("often.safetensors"))[0] == 200
+    until(lambda: fleet_prompts(url) == before + 3, what="the first prompts delivered", server=a)
+    postgres.stop()
+    try:
+        for _ in range(5):  # ComfyUI carries on; the outbox holds what the shared store is owed
+            assert a.queue_prompt(prompt_using("often.safetensors"))[0] == 200
+        a.wait_recorded(recorded + 8)
+        until(lambda: not a.get("/nodes-stats/shared")["reachable"], what="A noticing the outage", server=a)
+        a.restart()  # ComfyUI restarted while the outbox held the batches
+        assert a.get("/nodes-stats/shared")["owed"] > 0
+    finally:
+        postgres.resume()
+    until(lambda: fleet_prompts(url) == before + 8 and a.get("/nodes-stats/shared")["owed"] == 0, timeout=60,
+          what="the outbox delivered after the restart", server=a)
+
+
+def test_a_wrong_password_is_one_log_line_and_comfyui_carries_on(make_server, tmp_path_factory, postgres):
+    url = postgres.url(password="not-the-password-7")
+    server = make_server(base=tmp_path_factory.mktemp("wrong"), env={URL_VARIABLE: url}).start()
+    place_file(server.models / "checkpoints" / "x.safetensors")
+    assert server.queue_prompt(prompt_using("x.safetensors"))[0] == 200
+    server.wait_recorded(1)
+    shared = until(lambda: (s := server.get("/nodes-stats/shared"))["error"] != "not connected yet" and s,
+                   what="the first failed delivery", server=server)
+    assert shared["reachable"] is False and ":***@" in shared["url"]
+    lines = [line for line in server.log().splitlines() if "[usage-stats]" in line and "shared store" in line]
+    assert len(lines) == 1 and "unreachable" in lines[0], lines
+    assert "not-the-password-7" not in server.log() + repr(shared)
+    row = server.get("/nodes-stats/models?type=checkpoints")[0]["models"][0]
+    assert row["status"] == "used"  # recorded locally all the same
