@@ -81,9 +81,12 @@ class DecisionsApi:
         if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
             raise ApiError(400, 'send {"confirm": true, "models": [{"model_type": "checkpoints", "model_name": "…"}]}')
         moved, refused = [], []
+        fleet_refusals = await self._fleet_refusals()
         for model in models:
             model_type, name = model.get("model_type"), model.get("model_name")
             try:  # against the listing as it is now, after the moves before it
+                if (model_type, name) in fleet_refusals:
+                    raise ApiError(409, fleet_refusals[(model_type, name)])
                 moved.append(await self._act(self._quarantine_one, model_type, name, by))
             except ApiError as error:
                 refused.append({"model_type": model_type, "model_name": name, "error": error.message, "status": error.status})
@@ -189,6 +192,21 @@ class DecisionsApi:
             return await asyncio.get_running_loop().run_in_executor(None, action, *args)
         except ActionRefused as refused:
             raise ApiError(refused.status, refused.message) from None
+
+    async def _fleet_refusals(self) -> dict[tuple[str, str], str]:
+        """With a shared store, the files no machine may quarantine now, and why: the volume is everyone's, so
+        a file any machine uses, or one a silent machine lists, stays where every machine expects it."""
+        if self.app.shared is None:
+            return {}
+        refusals = {}
+        for section in await self.app.off_loop(self.reports.model_report):
+            for model in section["models"]:
+                key = (section["model_type"], model["model_name"])
+                if model["status"] == "used":
+                    refusals[key] = f"refused: {key[1]} is in use on the fleet (last used {model['last_seen']})"
+                elif model["evidence_incomplete"]:
+                    refusals[key] = f"refused: another machine may still use {key[1]}: {model['evidence_incomplete']}"
+        return refusals
 
     def _quarantine_one(self, model_type, model_name, by: str) -> dict:
         return self.decisions.quarantine(model_type, model_name, self.app.models.installed(), by)

@@ -103,9 +103,7 @@ class Reports:
         thresholds = self.thresholds(now)
         gaps, gaps_key = self._evidence_gaps(store, installed)
         key = (sizes_key, evidence_key, gaps_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
-        return self._models.get(key, lambda: self._build_model_report(
-            store, installed, infos, (merge_all(evidence[0], gaps), *evidence[1:]), thresholds, view
-        ))
+        return self._models.get(key, lambda: self._build_model_report(store, installed, infos, evidence, gaps, thresholds, view))
 
     def _evidence_gaps(self, store, installed) -> tuple[dict, object]:
         """Caps for files whose use elsewhere `store` may lack (a silent machine, an unreachable shared store),
@@ -124,16 +122,19 @@ class Reports:
             return self.usage_report(store, view)
         return exports.daily_rows(store, view)
 
-    def _build_model_report(self, store: UsageStore, installed, infos, evidence, thresholds: Thresholds, view: View):
+    def _build_model_report(self, store: UsageStore, installed, infos, evidence, gaps, thresholds: Thresholds, view: View):
         same_file = {**self.models.same_file_keys(), **disk.identities(infos)}  # one file, one usage
         evidence, references, kept = evidence
         switched_off_in = store.reference_rows()
         report = model_report(
             store.model_rows(), installed, store.model_first_installed(), store.now(), same_file, thresholds, view,
-            store.totals("model", view), with_switched_off(evidence, switched_off_in),
+            store.totals("model", view), merge_all(with_switched_off(evidence, switched_off_in), gaps),
         )
         for section in report:
             mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
+            for model in section["models"]:  # why another machine may still use it (None: no reason known)
+                gap = gaps.get((section["model_type"], model["model_name"]))
+                model["evidence_incomplete"] = gap[1][0] if gap else None
         disk.attach_sizes(report, infos)
         _attach_load_stats(report, store.load_rows())
         mark_witnesses(report, store.witness_rows(), switched_off_in)

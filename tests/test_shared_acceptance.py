@@ -102,3 +102,36 @@ def test_a_wrong_password_is_one_log_line_and_comfyui_carries_on(make_server, tm
     assert "not-the-password-7" not in server.log() + repr(shared)
     row = server.get("/nodes-stats/models?type=checkpoints")[0]["models"][0]
     assert row["status"] == "used"  # recorded locally all the same
+
+
+def quarantine(server, name: str):
+    body = {"confirm": True, "models": [{"model_type": "checkpoints", "model_name": name}]}
+    return server.request("POST", "/nodes-stats/quarantine", body, {"Origin": server.url})[:2]
+
+
+def test_a_quarantine_on_a_is_refused_while_the_fleet_may_use_the_file_and_restorable_on_b(fleet):
+    a, b, url = fleet
+    for name in ("daily-on-b.safetensors", "unused.safetensors", "listed-by-d.safetensors"):
+        place_file(a.models / "checkpoints" / name)
+    assert b.queue_prompt(prompt_using("daily-on-b.safetensors"))[0] == 200
+    until(lambda: model_row(a, "daily-on-b")["status"] == "used", what="A seeing B's use", server=a)
+    status, answer = quarantine(a, "daily-on-b.safetensors")
+    assert status == 409 and "in use on the fleet" in answer["error"], answer
+
+    with psycopg.connect(url) as db:  # machine D lists a file and has been silent for two days
+        db.execute("INSERT INTO machines (id, name, stream, last_report) VALUES ('d', 'D', 's', %s)",
+                   (int(time.time()) - 2 * DAY,))
+        db.execute("INSERT INTO model_inventory VALUES ('d', 'checkpoints', 'listed-by-d.safetensors', 0)")
+    until(lambda: model_row(a, "listed-by-d")["evidence_incomplete"], what="D's silence reaching A", server=a)
+    status, answer = quarantine(a, "listed-by-d.safetensors")
+    assert status == 409 and "from D" in answer["error"], answer
+    assert (a.models / "checkpoints" / "listed-by-d.safetensors").exists()
+
+    status, answer = quarantine(a, "unused.safetensors")  # nobody uses it and every machine reports: allowed
+    assert status == 200 and answer["refused"] == [], answer
+    held = {item["model_name"]: item["id"] for item in b.get("/nodes-stats/quarantine")["items"]}
+    assert "unused.safetensors" in held  # the quarantine lies on the shared volume: B sees it
+    status, answer, _ = b.request("POST", "/nodes-stats/quarantine/restore",
+                                  {"confirm": True, "ids": [held["unused.safetensors"]]}, {"Origin": b.url})
+    assert status == 200, answer
+    assert (a.models / "checkpoints" / "unused.safetensors").exists()
