@@ -33,7 +33,7 @@ def _install(prompt_server) -> None:
     import_times = ImportTimes().attach()  # before ComfyUI logs the packs' import times, after every import
     packages = PackageMapper(own_pack=os.path.basename(os.path.dirname(__file__)))
     shared = shared_settings(os.path.dirname(database_path()))
-    writer = Writer(lambda: open_store(shared=shared is not None), packages, ModelMapper())
+    writer = Writer(lambda: open_store(machine=shared and shared.machine_id), packages, ModelMapper())
     shipper = Shipper(writer, shared, FleetStore) if shared else None
     decisions = Decisions(os.path.dirname(database_path()), packages.is_protected)
     evidence = EvidenceSource(SavedWorkflows(), decisions)

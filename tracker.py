@@ -45,16 +45,17 @@ usage tables (the machine's whole evidence), so the outbox stays bounded and los
 class UsageStore:
     """Reads and writes usage. Writes go through one connection, used by one thread (the writer)."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time, shared: bool = False):
+    def __init__(self, path: str, clock: Callable[[], float] = time.time, machine: str | None = None):
         self.path = path
         self.clock = clock
         self._db = open_database(path, clock)
         self._local = threading.local()
         self.version = 0
         """Bumped after every committed write (all writes come through this object): a cache key for reports."""
-        self.shared = shared
-        """A shared store is configured: every write also owes it an outbox row (store/outbox.py)."""
-        if shared and self._meta("outbox_stream") is None:
+        self.machine = machine
+        """The id this machine reports under into a shared store, or None (no shared store). With one, every
+        write also owes it an outbox row (store/outbox.py), and a view of another machine is empty here."""
+        if machine is not None and self._meta("outbox_stream") is None:
             self._owe_snapshot()  # what was recorded before this machine joined the shared store
 
     def close(self) -> None:
@@ -213,11 +214,11 @@ class UsageStore:
             return {}
         return values if isinstance(values, dict) else {}
 
-    # ---- what a shared store is owed (recording/shipper.py delivers it)
+    # ---- what a shared store is owed (recording/shared.py delivers it)
 
     def _owe(self, db: sqlite3.Connection, op: str, body: Callable[[], str]) -> None:
         """Owe the shared store this write, in the write's own transaction (nothing without a shared store)."""
-        if not self.shared:
+        if self.machine is None:
             return
         db.execute("INSERT INTO outbox (op, body) VALUES (?, ?)", (op, body()))
         oldest, newest = db.execute("SELECT MIN(seq), MAX(seq) FROM outbox").fetchone()
@@ -303,7 +304,7 @@ class UsageStore:
 
     def totals(self, kind: str, view: View = EVERYTHING) -> dict[str, Totals]:
         """item -> its summed daily rows in `view`."""
-        where, args = view_filter(view)
+        where, args = view_filter(view, self.machine)
         rows = self._reader().execute(
             f"""SELECT item, SUM(prompts), SUM(successes), SUM(failures), SUM(interrupted), SUM(rejected),
                        SUM(exec_ms), MIN(first_ts), MAX(last_ts)
@@ -314,7 +315,7 @@ class UsageStore:
 
     def daily_series(self, kind: str, item: str, view: View = EVERYTHING) -> dict[int, Totals]:
         """day -> one item's totals that day, for the days it has rows."""
-        where, args = view_filter(view)
+        where, args = view_filter(view, self.machine)
         rows = self._reader().execute(
             f"""SELECT day, SUM(prompts), SUM(successes), SUM(failures), SUM(interrupted), SUM(rejected),
                        SUM(exec_ms), MIN(first_ts), MAX(last_ts)
@@ -325,7 +326,7 @@ class UsageStore:
 
     def daily_rows(self, view: View = EVERYTHING) -> list[tuple]:
         """Every daily row of `view`: (day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms)."""
-        where, args = view_filter(view)
+        where, args = view_filter(view, self.machine)
         return self._reader().execute(
             f"""SELECT day, kind, item, user, prompts, successes, failures, interrupted, rejected, exec_ms
                 FROM daily WHERE kind IN ({", ".join("?" * len(KINDS))}) {where} ORDER BY day, kind, item, user""",

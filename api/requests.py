@@ -35,7 +35,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_DAYS = 3650
 
 
-VIEW_PARAMS = {"days", "user"}
+VIEW_PARAMS = {"days", "user", "machine"}
 
 
 class ApiError(Exception):

@@ -193,15 +193,26 @@ class StatsApi:
     # ---- request context
 
     async def _view(self, params: dict[str, str]) -> View:
-        """The `days` and `user` parameters as a View; a user nobody knows is refused, not shown as zeros."""
+        """The `days`, `user` and `machine` parameters as a View; a user or machine nobody knows is refused,
+        not shown as zeros."""
         days = days_param(params)
-        user = params.get("user")
+        user, machine = params.get("user"), params.get("machine")
         store = await self.app.ready_store()
         if user is not None:
             known = await asyncio.get_running_loop().run_in_executor(None, self._known_users, store)
             if user not in known:
                 raise ApiError(400, f"unknown user {user[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
-        return View(None if days is None else store.now() // DAY - days + 1, user)
+        if machine is not None:
+            await self._check_machine(machine)
+        return View(None if days is None else store.now() // DAY - days + 1, user, machine)
+
+    async def _check_machine(self, machine: str) -> None:
+        """A machine of the fleet: its id, as GET /shared lists them."""
+        if self.app.shared is None:
+            raise ApiError(400, "machine= needs a shared store, and none is configured (see GET /nodes-stats/shared)")
+        known = await asyncio.get_running_loop().run_in_executor(None, self.app.shared.machine_ids)
+        if machine not in known:
+            raise ApiError(400, f"unknown machine {machine[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
 
     def _known_users(self, store: UsageStore) -> dict[str, str]:
         """user id -> display name: ComfyUI's users (with their names) and everyone who ever sent a prompt."""

@@ -115,10 +115,11 @@ class View:
 
     since_day: int | None = None
     user: str | None = None
+    machine: str | None = None  # with a shared store: one machine's prompts (its id)
 
     @property
     def windowed(self) -> bool:
-        return self.since_day is not None or self.user is not None
+        return self.since_day is not None or self.user is not None or self.machine is not None
 
 
 EVERYTHING = View()

@@ -131,6 +131,15 @@ class Shipper:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def machine_ids(self) -> set[str]:
+        """Every machine a view may ask for: the fleet's while it answers, else this one alone."""
+        if self.reachable:
+            try:
+                return {machine for machine, _, _ in self.fleet.machines()}
+            except Exception as error:
+                self.read_failed(error)
+        return {self.settings.machine_id}
+
     def describe(self) -> dict:
         """What /shared shows (never the password): this machine's reporting, and every machine's last report."""
         fleet, machines = self.fleet, []

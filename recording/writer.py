@@ -117,14 +117,14 @@ def legacy_database_path() -> str:
     return os.path.join(folder_paths.get_user_directory(), "nodes_stats", "usage_stats.db")
 
 
-def open_store(clock: Callable[[], float] = time.time, shared: bool = False) -> UsageStore:
+def open_store(clock: Callable[[], float] = time.time, machine: str | None = None) -> UsageStore:
     """Open our database; on its first creation, import an older Node Stats history if there is one.
 
-    `shared`: a shared store is configured, so every write also owes it an outbox row (recording/shared.py).
+    `machine`: the id this machine reports under into a shared store (recording/shared.py), if one is configured.
     """
     path, legacy = database_path(), legacy_database_path()
     is_new = not os.path.exists(path)
-    store = UsageStore(path, clock, shared)
+    store = UsageStore(path, clock, machine)
     if is_new and os.path.exists(legacy):
         try:
             store.import_legacy(legacy)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..domain.tiers import Thresholds
-from ..domain.values import EVERYTHING, View
+from ..domain.values import EVERYTHING, View, iso
 from ..evidence.source import EvidenceSource, mark_rows, mark_witnesses, merge_all, with_switched_off
 from ..mapper import ModelMapper, PackageMapper
 from ..recording.shared import Shipper
@@ -137,8 +137,20 @@ class Reports:
                 model["evidence_incomplete"] = gap[1][0] if gap else None
         disk.attach_sizes(report, infos)
         _attach_load_stats(report, store.load_rows())
+        if self.shared is not None and store is self.shared.fleet:
+            _attach_machines(report, store.model_machines())
         mark_witnesses(report, store.witness_rows(), switched_off_in)
         return report
+
+
+def _attach_machines(report: list[dict], used_on: dict[tuple[str, str], list[tuple[str, str, int, int]]]) -> None:
+    """Each model row's `machines`: which machines of the fleet used it, when, and when each last reported."""
+    for section in report:
+        for model in section["models"]:
+            model["machines"] = [
+                {"id": machine, "name": name, "last_used": iso(last_used), "last_report": iso(last_report)}
+                for machine, name, last_used, last_report in used_on.get((section["model_type"], model["model_name"]), ())
+            ]
 
 
 def _attach_load_stats(report: list[dict], loads: dict[tuple[str, str], tuple[int, int, int, int]]) -> None:

@@ -215,6 +215,17 @@ class FleetStore:
         """(id, name, last report) of every machine that ever reported, by name."""
         return self._all("SELECT id, name, last_report FROM machines ORDER BY name, id")
 
+    def model_machines(self) -> dict[tuple[str, str], list[tuple[str, str, int, int]]]:
+        """(type, name) -> (machine id, name, its last use, its last report) of every machine that used it."""
+        rows = self._all(
+            """SELECT u.model_type, u.model_name, m.id, m.name, u.last_seen, m.last_report
+               FROM model_usage u JOIN machines m ON m.id = u.machine WHERE u.count > 0 ORDER BY u.last_seen DESC"""
+        )
+        used_on: dict[tuple[str, str], list[tuple[str, str, int, int]]] = {}
+        for model_type, model_name, *machine in rows:
+            used_on.setdefault((model_type, model_name), []).append(tuple(machine))
+        return used_on
+
     def incomplete_evidence(self, stale_before: int) -> dict[tuple[str, str], list[str]]:
         """(type, name) -> the machines listing that file that have not reported since `stale_before`.
 
@@ -360,6 +371,8 @@ _SUMS = """SUM(prompts)::bigint, SUM(successes)::bigint, SUM(failures)::bigint, 
 
 def _view_filter(view: View) -> tuple[str, tuple]:
     where, args = "", ()
+    if view.machine is not None:
+        where, args = " AND machine = %s", (view.machine,)
     if view.since_day is not None:
         where, args = where + " AND day >= %s", (*args, view.since_day)
     if view.user is not None:

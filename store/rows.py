@@ -127,9 +127,14 @@ def daily_results(outcomes: list[Outcome]) -> list[tuple]:
     return [(*key, 0, s, f, i, 0, ms, None, None) for key, (s, f, i, ms) in rows.items()]
 
 
-def view_filter(view: View) -> tuple[str, tuple]:
-    """The SQL condition (after WHERE kind = ?) and its arguments for a view of the daily rollup."""
+def view_filter(view: View, machine: str | None = None) -> tuple[str, tuple]:
+    """The SQL condition (after WHERE kind = ?) and its arguments for a view of the daily rollup.
+
+    Every row here is this `machine`'s: a view of another machine matches none of them.
+    """
     where, args = "", ()
+    if view.machine is not None and view.machine != machine:
+        where = " AND 0"
     if view.since_day is not None:
         where, args = where + " AND day >= ?", (*args, view.since_day)
     if view.user is not None:

@@ -32,7 +32,7 @@ def fleet(shared_url):
 
 
 def local_store(tmp_path, name: str) -> UsageStore:
-    return UsageStore(str(tmp_path / f"{name}.db"), clock=lambda: NOW, shared=True)
+    return UsageStore(str(tmp_path / f"{name}.db"), clock=lambda: NOW, machine=name)
 
 
 def ship(local: UsageStore, fleet: FleetStore, machine: str) -> int:
@@ -165,3 +165,19 @@ def test_files_listed_by_a_silent_machine_have_incomplete_evidence(tmp_path, sha
     assert fleet.incomplete_evidence(stale_before=NOW + 60) == {CKPT: ["B"], LORA: ["B"]}
     assert fleet.incomplete_evidence(stale_before=NOW - 60) == {}
     fleet.close()
+
+
+def test_a_view_of_one_machine_counts_its_prompts_only(tmp_path, fleet):
+    from usage_stats.domain.values import View
+
+    a, b = local_store(tmp_path, "a"), local_store(tmp_path, "b")
+    a.record([use(), use()])
+    b.record([use()])
+    ship(a, fleet, "a")
+    ship(b, fleet, "b")
+    assert fleet.totals("model", View(machine="b"))["checkpoints/sd15.safetensors"].prompts == 1
+    assert fleet.totals("model", View(machine="a"))["checkpoints/sd15.safetensors"].prompts == 2
+    assert a.totals("model", View(machine="a"))["checkpoints/sd15.safetensors"].prompts == 2  # its own view
+    assert a.totals("model", View(machine="b")) == {}  # another machine's prompts are not in a's database
+    used_on = fleet.model_machines()[CKPT]
+    assert [(machine, name) for machine, name, _, _ in used_on] == [("a", "A"), ("b", "B")]

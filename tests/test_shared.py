@@ -34,7 +34,7 @@ class Machine:
     def __init__(self, base, url: str, name: str, clock=None):
         clock = clock or (lambda: NOW)
         path = str(base / f"{name}.db")
-        self.writer = Writer(lambda: UsageStore(path, clock, shared=True), PackageMapper(own_pack="usage-stats"),
+        self.writer = Writer(lambda: UsageStore(path, clock, machine=f"id-{name}"), PackageMapper(own_pack="usage-stats"),
                              ModelMapper(), clock=clock)
         self.settings = SharedSettings(url, f"id-{name}", name)
         self.shipper = Shipper(self.writer, self.settings, lambda url: FleetStore(url, clock), clock)

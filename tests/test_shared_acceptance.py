@@ -48,9 +48,15 @@ def test_a_model_used_only_on_machine_b_is_used_in_machine_as_view(fleet):
     assert status == 200, answer
     row = until(lambda: (r := model_row(a, "only-b"))["status"] == "used" and r,
                 what="A's view counting B's use", server=a)
-    assert row["count"] == 1
+    assert row["count"] == 1 and [m["name"] for m in row["machines"]] == ["B"]
     assert model_row(a, "nobody")["status"] != "used"
-    assert {m["name"] for m in a.get("/nodes-stats/shared")["machines"]} == {"A", "B"}
+    ids = {m["name"]: m["id"] for m in a.get("/nodes-stats/shared")["machines"]}
+    assert set(ids) == {"A", "B"}
+    for machine, count in (("A", 0), ("B", 1)):  # a view of one machine counts its prompts only
+        (section,) = a.get(f"/nodes-stats/models?type=checkpoints&q=only-b&machine={ids[machine]}")
+        assert section["models"][0]["count"] == count, machine
+    status, answer, _ = a.request("GET", "/nodes-stats/models?machine=nobody-knows")
+    assert status == 400 and "unknown machine" in answer["error"]
 
 
 def test_a_silent_machine_keeps_the_files_it_lists_out_of_safe_to_remove(fleet):
