@@ -90,7 +90,8 @@ def test_switching_tabs_loads_the_new_tab_and_back_comes_from_the_cache(ui):
 def test_the_memory_line_reads_once_on_opening_then_nothing_while_nothing_happens(ui, server):
     ui.open()
     expect(ui.page.get_by_test_id("usage-stats-memory")).not_to_have_text("Memory: …")
-    assert ui.requests.count("loaded") == 1, ui.requests
+    expect(ui.page.get_by_test_id("usage-stats-fleet")).to_be_hidden()  # no shared store configured
+    assert ui.requests.count("loaded") == 1 and ui.requests.count("shared") == 1, ui.requests
     before = list(ui.requests)
     server.flush()
     ui.page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 6000))")  # longer than the old 5 s poll

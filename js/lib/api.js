@@ -28,6 +28,7 @@ export const fetchSummary = ({ days, user }) => request(withQuery("summary", { d
 export const fetchHistory = ({ kind, id, days, user }) => request(withQuery("history", { kind, id, days, user }));
 export const fetchRealtime = () => request("realtime");
 export const fetchConfig = () => request("config");
+export const fetchShared = () => request("shared");
 export const updateConfig = (changes) => request("config", json("PUT", changes));
 
 /** The URL of a file export (a plain link, so the browser downloads it the usual way). */

@@ -10,6 +10,7 @@ import { h, icon } from "./dom.js";
 import { exportUrl, onPromptFinished, updateConfig } from "./api.js";
 import { createActions } from "./actions.js";
 import { duplicatesView } from "./duplicates_view.js";
+import { fleetStatus } from "./fleet_status.js";
 import { followThresholds } from "./format.js";
 import { memoryStatus } from "./memory_status.js";
 import { modelsTab } from "./models_tab.js";
@@ -82,19 +83,21 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     const searchBox = h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]);
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const memory = memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() });
+    const fleet = fleetStatus();
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
         h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refreshButton, importHistory, reset,
       ]),
       cleanup,
       memory.element,
+      fleet.element,
       range,
       summary,
       h("div", { className: "usage-stats-tabs", role: "tablist", "aria-label": "Usage Stats views" }, tabs),
       searchBox,
       content,
     ]);
-    return { root, content, tabs, refresh: refreshButton, download, range, summary, searchBox, memory };
+    return { root, content, tabs, refresh: refreshButton, download, range, summary, searchBox, memory, fleet };
   }
 
   function iconButton(iconName, label, testId, onClick) {
@@ -128,9 +131,10 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     return Boolean(view?.root.isConnected && view.root.getClientRects().length);
   }
 
-  /** Everything again from the server, the memory line too: after a prompt finished or a click on Refresh. */
+  /** Everything again from the server, the memory and shared-store lines too: after a prompt finished or Refresh. */
   function refresh() {
     view?.memory.update();
+    view?.fleet.update();
     return reload();
   }
 

@@ -1,0 +1,43 @@
+/**
+ * Where the statistics go when several ComfyUI machines share one model store: a status line for the panel
+ * ("Shared store: 3 machines · gpu-2 silent since 2 days ago"), hidden without a shared store. It says plainly
+ * when the shared store is unreachable, because nothing is suggested for removal then. Read when the panel
+ * asks (it opens, a prompt finished, Refresh), like the memory line.
+ */
+import { h } from "./dom.js";
+import { fetchShared } from "./api.js";
+import { plural, relativeTime } from "./format.js";
+import { oneAtATime } from "./schedule.js";
+
+/** The status line (`element`) and `update()`, which reads GET /shared again; the line reads it once now. */
+export function fleetStatus() {
+  const line = h("p", { className: "usage-stats-fleet", "data-testid": "usage-stats-fleet", role: "status", hidden: true });
+  const update = oneAtATime(async () => {
+    try {
+      render(line, await fetchShared());
+    } catch (error) {
+      line.hidden = false;
+      line.textContent = `Shared store: status unavailable (${error.message})`;
+    }
+  });
+  update();
+  return { element: line, update };
+}
+
+function render(line, shared) {
+  line.hidden = !shared.configured;
+  if (!shared.configured) return;
+  line.dataset.reachable = String(shared.reachable);
+  if (!shared.reachable) {
+    line.textContent = "Shared store unreachable: nothing is suggested for removal until it answers"
+      + (shared.owed ? ` · ${plural(shared.owed, "batch", "batches")} waiting to be sent` : "");
+    line.title = shared.error ?? "";
+    return;
+  }
+  const silent = shared.machines.filter((machine) => machine.silent);
+  line.textContent = [
+    `Shared store: ${plural(shared.machines.length, "machine")}`,
+    ...silent.map((machine) => `${machine.name} silent since ${relativeTime(machine.last_report)}`),
+  ].join(" · ");
+  line.title = shared.machines.map((machine) => `${machine.name}: last report ${relativeTime(machine.last_report)}`).join("\n");
+}

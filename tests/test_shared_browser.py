@@ -1,0 +1,48 @@
+"""The shared store in the panel, on both frontends: a line saying how many machines report and which fell
+silent, and saying plainly when the shared store is unreachable (nothing is suggested for removal then).
+Real ComfyUI, real PostgreSQL, real headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from browser_helpers import UsageStatsPage, frontend_args, seed_base
+from comfyui import ComfyServer, until
+from playwright.sync_api import expect
+
+from usage_stats.recording.shared import NAME_VARIABLE, URL_VARIABLE
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, frontend, postgres):
+    env = {URL_VARIABLE: postgres.create_database(), NAME_VARIABLE: "studio-1"}
+    with ComfyServer(seed_base(tmp_path_factory.mktemp(f"shared-{frontend}")), frontend_args(frontend), env) as running:
+        until(lambda: running.get("/nodes-stats/shared")["reachable"], what="the first delivery", server=running)
+        yield running
+
+
+@pytest.fixture
+def ui(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield UsageStatsPage(context.new_page(), server.url)
+    context.close()
+
+
+def test_the_panel_says_how_many_machines_report_and_when_the_shared_store_is_unreachable(ui, server, postgres):
+    ui.open()
+    line = ui.page.get_by_test_id("usage-stats-fleet")
+    expect(line).to_have_text("Shared store: 1 machine")
+    expect(line).to_have_attribute("data-reachable", "true")
+    postgres.stop()
+    try:
+        until(lambda: not server.get("/nodes-stats/shared")["reachable"], what="the outage noticed", server=server)
+        ui.refresh()
+        expect(line).to_contain_text("Shared store unreachable: nothing is suggested for removal")
+        expect(line).to_have_attribute("data-reachable", "false")
+    finally:
+        postgres.resume()
+    until(lambda: server.get("/nodes-stats/shared")["reachable"], what="the shared store back", server=server)
+    ui.refresh()
+    expect(line).to_have_text("Shared store: 1 machine")
+
