@@ -76,13 +76,14 @@ class UsageStore:
         uses = list(uses)
         batch = BatchCounts(uses)
         nodes, models = batch.usage("node"), batch.usage("model")
+        log_rows = json.dumps([[u.ts, u.user, "queued" if u.accepted else "rejected"] for u in uses])
         with atomic(self._db) as db:
             # One statement for the whole batch: executemany would release and retake the GIL once per row.
             db.execute(
                 """INSERT INTO prompt_log (ts, user, outcome)
                    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
                    FROM json_each(?)""",
-                (json.dumps([[u.ts, u.user, "queued" if u.accepted else "rejected"] for u in uses]),),
+                (log_rows,),
             )
             last_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.executemany(
@@ -107,7 +108,7 @@ class UsageStore:
             if batch.referenced:
                 db.executemany(REFERENCE_UPSERT, [(t, n, *entry) for (t, n), entry in batch.referenced.items()])
             row_ids = list(range(last_id - len(uses) + 1, last_id + 1))
-            self._owe(db, outbox.RECORD, lambda: outbox.record_body(uses, row_ids))
+            self._owe(db, outbox.RECORD, lambda: outbox.record_body(row_ids[0] if row_ids else 0, log_rows, batch))
         self.version += 1
         return row_ids
 

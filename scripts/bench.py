@@ -514,7 +514,8 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (CI-like, a few minutes)")
-    parser.add_argument("--only", default="", help="comma-separated sections: hook,wrapper,ingest,storage,import,post,reads")
+    parser.add_argument("--only", default="", help="comma-separated sections: "
+                                                   "hook,wrapper,ingest,storage,import,post,reads,shared")
     parser.add_argument("--output", help="also write the table (Markdown) to this file")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -535,6 +536,10 @@ def main() -> int:
             bench_post_overhead(args.quick, workdir)
         if want("reads"):
             bench_reads(args.quick, workdir, history)
+        if want("shared"):
+            from bench_shared import bench_shared
+
+            bench_shared(args.quick)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     table = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from ..domain.values import Outcome, PromptUse
+from .rows import BatchCounts
 
 RECORD, OUTCOMES, INSTALLED, LOAD, RESET = "record", "outcomes", "installed", "load", "reset"
 SNAPSHOT = "snapshot"
@@ -44,13 +45,16 @@ def _keys(pairs: list) -> frozenset[tuple[str, str]]:
     return frozenset((t, n) for t, n in pairs)
 
 
-def record_body(uses: list[PromptUse], row_ids: list[int]) -> str:
-    return json.dumps({"ids": row_ids, "uses": [_use_row(use) for use in uses]})
-
-
-def uses_of(body: dict) -> list[tuple[int, PromptUse]]:
-    """(local prompt-log id, use) of a RECORD body."""
-    return list(zip(body["ids"], map(_use_of, body["uses"]), strict=True))
+def record_body(first_id: int, log_rows: str, batch: BatchCounts) -> str:
+    """A batch of prompts as the local store wrote it: its prompt-log rows (already JSON, from the first id
+    on) and the batch's sums per item, so owing costs a few dumps, not a walk of every prompt again."""
+    sums = json.dumps({
+        "nodes": [[ct, batch.packages[ct], *entry] for ct, entry in batch.usage("node").items()],
+        "models": [[*item.split("/", 1), *entry] for item, entry in batch.usage("model").items()],
+        "daily": batch.daily_rows(),
+        "referenced": [[t, n, *entry] for (t, n), entry in batch.referenced.items()],
+    })
+    return f'{{"first_id": {first_id}, "log": {log_rows}, {sums[1:]}'
 
 
 def outcomes_body(outcomes: list[Outcome]) -> str:

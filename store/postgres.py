@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 from ..domain.values import DAY, EVERYTHING, KINDS, Totals, View, model_key
-from .outbox import INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of, uses_of
-from .rows import BatchCounts, daily_results, with_loaded
+from .outbox import INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of
+from .rows import daily_results, with_loaded
 
 CONNECT_TIMEOUT_SECONDS = 3
 """A shared store that does not answer within this is unreachable for now; the outbox keeps what is owed."""
@@ -384,17 +384,14 @@ def _view_filter(view: View) -> tuple[str, tuple]:
 
 
 def _apply_record(db, machine: str, body: dict) -> None:
-    written = uses_of(body)
-    uses = [use for _, use in written]
-    batch = BatchCounts(uses)
+    """A batch of prompts (store/outbox.record_body): its log rows, and its sums added to the machine's."""
     _many(db, """INSERT INTO prompt_log (machine, id, ts, "user", outcome) VALUES (%s, %s, %s, %s, %s)
                  ON CONFLICT (machine, id) DO NOTHING""",
-          [(machine, row_id, u.ts, u.user, "queued" if u.accepted else "rejected") for row_id, u in written])
-    _many(db, NODE_UPSERT, [(machine, ct, *entry, batch.packages[ct]) for ct, entry in batch.usage("node").items()])
-    _many(db, MODEL_UPSERT, [(machine, *item.split("/", 1), *entry, entry[0], 0)
-                             for item, entry in batch.usage("model").items()])
-    _many(db, DAILY_UPSERT, [(machine, *row) for row in batch.daily_rows()])
-    _many(db, REFERENCE_UPSERT, [(machine, t, n, *entry) for (t, n), entry in batch.referenced.items()])
+          [(machine, body["first_id"] + i, *row) for i, row in enumerate(body["log"])])
+    _many(db, NODE_UPSERT, [(machine, ct, count, first, last, package) for ct, package, count, first, last in body["nodes"]])
+    _many(db, MODEL_UPSERT, [(machine, *row, row[2], 0) for row in body["models"]])
+    _many(db, DAILY_UPSERT, [(machine, *row) for row in body["daily"]])
+    _many(db, REFERENCE_UPSERT, [(machine, *row) for row in body["referenced"]])
 
 
 def _apply_outcomes(db, machine: str, body: list) -> None:

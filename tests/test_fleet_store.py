@@ -48,7 +48,8 @@ def test_a_local_write_owes_the_shared_store_in_the_same_transaction(tmp_path):
     row_ids = local.record([use()])
     owed = local.owed(10)
     assert [op for _, op, _ in owed] == [outbox.SNAPSHOT, outbox.RECORD]
-    assert json.loads(owed[1][2])["ids"] == row_ids
+    body = json.loads(owed[1][2])
+    assert (body["first_id"], len(body["log"])) == (row_ids[0], 1)
 
 
 def test_a_store_without_a_shared_store_owes_nothing(store):

@@ -1,0 +1,173 @@
+"""Benchmarks of the shared store (PostgreSQL): what the outbox costs SQLite, ingest into PostgreSQL from one
+machine and from four at once, and the reads behind /models at 20,000 files fleet-wide.
+
+Run through `scripts/bench --only shared` (a section of scripts/bench.py). Starts its own PostgreSQL
+(tests/postgres.py) in a temporary directory; the figures go into the same table as every other section.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench import FIVE_MODELS, PACK_NAME, fake_comfy, five_model_prompt, ms, row
+from postgres import PostgresServer
+
+MACHINES = 4
+FLEET_FILES = 20_000
+
+
+def bench_shared(quick: bool) -> None:
+    server = PostgresServer().start()
+    try:
+        bench_outbox_cost(quick)
+        bench_one_machine(quick, server.create_database())
+        bench_four_machines(quick, server.create_database())
+        bench_fleet_reads(quick, server.create_database())
+    finally:
+        server.remove()
+
+
+def _writer(base: Path, machine: str | None, queue_size: int):
+    from usage_stats.mapper import ModelMapper, PackageMapper
+    from usage_stats.recording.writer import Writer
+    from usage_stats.tracker import UsageStore
+
+    path = str(base / f"{machine or 'alone'}.db")
+    return Writer(lambda: UsageStore(path, machine=machine), PackageMapper(own_pack=PACK_NAME), ModelMapper(),
+                  queue_size=queue_size)
+
+
+def _ingest(writer, count: int, seed: int) -> float:
+    """Prompts per second from the hook to the local database."""
+    bodies = [{"prompt": five_model_prompt(seed + i)} for i in range(count)]
+    start = time.perf_counter()
+    for body in bodies:
+        writer.on_prompt(body)
+    writer.flush(600)
+    return count / (time.perf_counter() - start)
+
+
+def bench_outbox_cost(quick: bool) -> None:
+    """The same ingest into SQLite without and with a shared store configured (every write owes an outbox row)."""
+    base = Path(tempfile.mkdtemp(prefix="bench-outbox-"))
+    fake_comfy(base)
+    count = 10_000 if quick else 50_000
+    rates = {}
+    for label, machine in (("SQLite only", None), ("SQLite + outbox", "bench")):
+        writer = _writer(base, machine, count + 10)
+        writer.start()
+        writer.wait_ready(30)
+        _ingest(writer, 100, -1000)  # warm
+        rates[label] = _ingest(writer, count, 0)
+        writer.stop()
+    row("8 shared store", f"ingest, {count:,} prompts × 5 models: SQLite only / with the outbox",
+        f"{rates['SQLite only']:,.0f} / {rates['SQLite + outbox']:,.0f} prompts/s "
+        f"({(rates['SQLite + outbox'] / rates['SQLite only'] - 1) * 100:+.0f} %)", "outbox off: SQLite unchanged")
+
+
+def bench_one_machine(quick: bool, url: str) -> None:
+    """Hook → local database → outbox → PostgreSQL, on one machine, until every prompt is in the shared store."""
+    from usage_stats.recording.shared import SharedSettings, Shipper
+    from usage_stats.store.postgres import FleetStore
+
+    base = Path(tempfile.mkdtemp(prefix="bench-ship-"))
+    fake_comfy(base)
+    count = 10_000 if quick else 50_000
+    writer = _writer(base, "one", count + 10)
+    shipper = Shipper(writer, SharedSettings(url, "one", "one"), FleetStore)
+    writer.start()
+    writer.wait_ready(30)
+    shipper.start()
+    fleet = FleetStore(url)
+    start = time.perf_counter()
+    _ingest(writer, count, 0)
+    while fleet.prompt_count() < count:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    shipper.stop()
+    writer.stop()
+    fleet.close()
+    row("8 shared store", f"one machine: {count:,} prompts, hook → PostgreSQL", f"{count / elapsed:,.0f} prompts/s", "")
+
+
+def _owe(path: str, machine: str, prompts: int) -> None:
+    """A machine's database whose outbox holds `prompts` prompts, written in bursts of 50."""
+    from usage_stats.domain.values import PromptUse
+    from usage_stats.tracker import UsageStore
+
+    store = UsageStore(path, machine=machine)
+    now = int(time.time())
+    burst = [PromptUse(now, {"CheckpointLoaderSimple": "__builtin__", "VAELoader": "__builtin__"}, frozenset(FIVE_MODELS))] * 50
+    for _ in range(prompts // 50):
+        store.record(burst)
+    store.close()
+
+
+def _deliver(path: str, machine: str, url: str, start_at: float, answer) -> None:
+    """One machine's shipper loop, as fast as it goes: deliver, forget, until nothing is owed."""
+    from usage_stats.recording.shared import SHIP_BATCH
+    from usage_stats.store.postgres import FleetStore
+    from usage_stats.tracker import UsageStore
+
+    store, fleet = UsageStore(path, machine=machine), FleetStore(url)
+    time.sleep(max(0.0, start_at - time.time()))
+    begun = time.perf_counter()
+    while rows := store.owed(SHIP_BATCH):
+        store.delivered(fleet.deliver(machine, machine, store.outbox_stream, rows))
+    answer.put(time.perf_counter() - begun)
+
+
+def bench_four_machines(quick: bool, url: str) -> None:
+    """Four machines delivering their outboxes into one PostgreSQL at once (four processes)."""
+    base = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    prompts = 5_000 if quick else 25_000
+    paths = {f"m{i}": str(base / f"m{i}.db") for i in range(MACHINES)}
+    for machine, path in paths.items():
+        _owe(path, machine, prompts)
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    start_at = time.time() + 2
+    workers = [context.Process(target=_deliver, args=(path, machine, url, start_at, answers)) for machine, path in paths.items()]
+    for worker in workers:
+        worker.start()
+    seconds = [answers.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join()
+    row("8 shared store", f"{MACHINES} machines at once, {prompts:,} prompts each (bursts of 50), outbox → PostgreSQL",
+        f"{MACHINES * prompts / max(seconds):,.0f} prompts/s in all", "")
+
+
+def bench_fleet_reads(quick: bool, url: str) -> None:
+    """The store's part of /models at 20,000 files seen by four machines: fleet-wide against one machine's SQLite."""
+    from usage_stats.domain.values import PromptUse
+    from usage_stats.store.postgres import FleetStore
+    from usage_stats.tracker import UsageStore
+
+    base = Path(tempfile.mkdtemp(prefix="bench-fleet-reads-"))
+    files = [("checkpoints" if i % 10 == 0 else "loras", f"model_{i:05d}.safetensors") for i in range(FLEET_FILES)]
+    fleet = FleetStore(url)
+    local = None
+    for m in range(MACHINES):
+        local = UsageStore(str(base / f"m{m}.db"), machine=f"m{m}")
+        local.note_installed(models=files)
+        now = int(time.time())
+        local.record([PromptUse(now - i * 600, {"KSampler": "__builtin__"}, frozenset({files[(i * 7 + m) % FLEET_FILES]}))
+                      for i in range(2_000 if quick else 10_000)])
+        while rows := local.owed(500):
+            local.delivered(fleet.deliver(f"m{m}", f"m{m}", local.outbox_stream, rows))
+    reads = ("model_rows", "model_first_installed", "witness_rows", "reference_rows", "load_rows")
+    for label, store in (("fleet (PostgreSQL)", fleet), ("one machine (SQLite)", local)):
+        samples = []
+        for _ in range(5 if quick else 15):
+            start = time.perf_counter()
+            for read in reads:
+                getattr(store, read)()
+            store.totals("model")
+            samples.append(time.perf_counter() - start)
+        row("8 shared store", f"reads behind /models, {FLEET_FILES:,} files × {MACHINES} machines: {label}",
+            f"median {ms(statistics.median(samples))}", "")
+    fleet.close()
