@@ -241,6 +241,12 @@ class UsageStore:
         row = self._reader().execute("SELECT value FROM meta WHERE key = 'outbox_stream'").fetchone()
         return row[0] if row else None
 
+    def owe_action(self, at: int, action: str, target: str, by: str) -> None:
+        """Tell the shared store of a file action taken here (nothing without one): on a shared volume, every
+        machine's users should see who moved what (writer thread)."""
+        with atomic(self._db) as db:
+            self._owe(db, outbox.ACTION, lambda: json.dumps([at, action, target, by]))
+
     def owed(self, limit: int) -> list[tuple[int, str, str]]:
         """The oldest `limit` outbox rows (seq, op, body), in order (any thread)."""
         return self._reader().execute("SELECT seq, op, body FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()

@@ -92,6 +92,7 @@ class DecisionsApi:
                 refused.append({"model_type": model_type, "model_name": name, "error": error.message, "status": error.status})
         if not moved:
             raise ApiError(refused[0]["status"], refused[0]["error"])
+        self._share("quarantine", [f"{m['model_type']}/{m['model_name']}" for m in moved], by)
         return {"moved": moved, "refused": refused}, {}
 
     async def restore(self, request: web.Request):
@@ -100,6 +101,7 @@ class DecisionsApi:
         if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ApiError(400, 'send {"confirm": true, "ids": [1, 2]} with the ids of GET /nodes-stats/quarantine')
         restored = [await self._act(self.decisions.restore, i, by) for i in ids]
+        self._share("restore", [f"{r['model_type']}/{r['model_name']}" for r in restored], by)
         return {"restored": restored}, {}
 
     async def empty(self, request: web.Request):
@@ -108,7 +110,9 @@ class DecisionsApi:
         if not isinstance(confirmed, int) or isinstance(confirmed, bool):
             raise ApiError(400, 'deleting is for good: send {"confirm": true, "confirm_bytes": N} with the bytes '
                                 'GET /nodes-stats/quarantine shows')
-        return await self._act(self.decisions.empty, confirmed, by), {}
+        emptied = await self._act(self.decisions.empty, confirmed, by)
+        self._share("delete", [f"{emptied['deleted']} quarantined files, {emptied['bytes']} bytes"], by)
+        return emptied, {}
 
     async def disable_pack(self, request: web.Request):
         body, by = await self._action_request(request)
@@ -192,6 +196,12 @@ class DecisionsApi:
             return await asyncio.get_running_loop().run_in_executor(None, action, *args)
         except ActionRefused as refused:
             raise ApiError(refused.status, refused.message) from None
+
+    def _share(self, action: str, targets: list[str], by: str) -> None:
+        """With a shared store, tell every machine what this one did to files on the shared volume."""
+        if self.app.shared is not None:
+            for target in targets:
+                self.app.shared.share_action(action, target, by)
 
     async def _fleet_refusals(self) -> dict[tuple[str, str], str]:
         """With a shared store, the files no machine may quarantine now, and why: the volume is everyone's, so

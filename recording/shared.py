@@ -39,6 +39,8 @@ SHIP_INTERVAL_SECONDS = 2.0
 """How often an idle shipper delivers, which is also its heartbeat: the fleet's 'last report'."""
 MAX_RETRY_SECONDS = 30.0
 NOT_CONNECTED = "not connected yet"
+ACTIONS_SHOWN = 20
+"""The fleet's latest file actions that GET /shared lists."""
 
 
 @dataclass(frozen=True)
@@ -142,15 +144,21 @@ class Shipper:
 
     def describe(self) -> dict:
         """What /shared shows (never the password): this machine's reporting, and every machine's last report."""
-        fleet, machines = self.fleet, []
+        fleet, machines, actions = self.fleet, [], []
         if fleet is not None and self.reachable:
             try:
                 stale_before = fleet.now() - self.settings.stale_hours * 3600
                 machines = [{"id": m, "name": name, "last_report": iso(last), "silent": last < stale_before}
                             for m, name, last in fleet.machines()]
+                actions = [{"machine": name, "at": iso(at), "action": action, "target": target, "by": by}
+                           for name, at, action, target, by in fleet.recent_actions(ACTIONS_SHOWN)]
             except Exception as error:
                 self.read_failed(error)
-        return {**self.status(), "machines": machines}
+        return {**self.status(), "machines": machines, "actions": actions}
+
+    def share_action(self, action: str, target: str, by: str) -> None:
+        """Owe the shared store a file action taken here (recorded on the writer thread, delivered in order)."""
+        self.writer.submit(lambda store: store.owe_action(store.now(), action, target, by))
 
     def status(self) -> dict:
         """How this machine's reporting goes: never the password."""

@@ -17,6 +17,8 @@ from ..domain.values import Outcome, PromptUse
 from .rows import BatchCounts
 
 RECORD, OUTCOMES, INSTALLED, LOAD, RESET = "record", "outcomes", "installed", "load", "reset"
+ACTION = "action"
+"""A file action (quarantine, restore, delete) taken on this machine: on a shared volume it is everyone's."""
 SNAPSHOT = "snapshot"
 """Every total of the machine at once (SNAPSHOT_TABLES): sent when a machine joins a shared store,
 and in place of an outbox grown past its bound. It replaces the machine's rows, so it may be sent again."""

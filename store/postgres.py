@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 from ..domain.values import DAY, EVERYTHING, KINDS, Totals, View, model_key
-from .outbox import INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of
+from .outbox import ACTION, INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of
 from .rows import daily_results, with_loaded
 
 CONNECT_TIMEOUT_SECONDS = 3
@@ -80,6 +80,11 @@ MIGRATIONS = [
         load_count BIGINT NOT NULL, total_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, last_loaded BIGINT NOT NULL,
         PRIMARY KEY (machine, model_type, model_name)
     );
+    -- File actions taken on any machine (quarantine, restore, delete): on a shared volume they are everyone's.
+    CREATE TABLE actions (
+        machine TEXT NOT NULL, at BIGINT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, requested_by TEXT
+    );
+    CREATE INDEX actions_at ON actions (at);
     """,
 ]
 """MIGRATIONS[i] takes the shared schema from version i to i + 1. Append only; never edit a released one."""
@@ -214,6 +219,14 @@ class FleetStore:
     def machines(self) -> list[tuple[str, str, int]]:
         """(id, name, last report) of every machine that ever reported, by name."""
         return self._all("SELECT id, name, last_report FROM machines ORDER BY name, id")
+
+    def recent_actions(self, limit: int) -> list[tuple[str, int, str, str, str | None]]:
+        """(machine name, at, action, target, requested by) of the latest file actions on any machine."""
+        return self._all(
+            """SELECT m.name, a.at, a.action, a.target, a.requested_by FROM actions a JOIN machines m ON m.id = a.machine
+               ORDER BY a.at DESC LIMIT %s""",
+            (limit,),
+        )
 
     def model_machines(self) -> dict[tuple[str, str], list[tuple[str, str, int, int]]]:
         """(type, name) -> (machine id, name, its last use, its last report) of every machine that used it."""
@@ -437,6 +450,11 @@ def _apply_load(db, machine: str, body: list) -> None:
     )
 
 
+def _apply_action(db, machine: str, body: list) -> None:
+    db.execute("INSERT INTO actions (machine, at, action, target, requested_by) VALUES (%s, %s, %s, %s, %s)",
+               (machine, *body))
+
+
 def _apply_reset(db, machine: str, body: dict) -> None:
     """The machine's user reset its statistics: its rows go; other machines' evidence stays."""
     for table in MACHINE_TABLES:
@@ -460,5 +478,5 @@ def _many(db, sql: str, rows: list) -> None:
 
 APPLY: dict[str, Callable] = {
     RECORD: _apply_record, OUTCOMES: _apply_outcomes, INSTALLED: _apply_installed, LOAD: _apply_load, RESET: _apply_reset,
-    SNAPSHOT: _apply_snapshot,
+    SNAPSHOT: _apply_snapshot, ACTION: _apply_action,
 }

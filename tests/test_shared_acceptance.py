@@ -23,7 +23,8 @@ def fleet(tmp_path_factory, postgres):
     """Machines A and B: two ComfyUI servers whose models/ is one folder, reporting into one database."""
     url = postgres.create_database()
     base_a, base_b = tmp_path_factory.mktemp("machine-a"), tmp_path_factory.mktemp("machine-b")
-    for name in ("only-b.safetensors", "nobody.safetensors", "often.safetensors"):
+    for name in ("only-b.safetensors", "nobody.safetensors", "often.safetensors", "daily-on-b.safetensors",
+                 "unused.safetensors", "listed-by-d.safetensors"):  # before the start: listings are cached by mtime
         place_file(base_a / "models" / "checkpoints" / name)
     (base_b / "models").symlink_to(base_a / "models", target_is_directory=True)
     with ComfyServer(base_a, env={URL_VARIABLE: url, NAME_VARIABLE: "A"}) as a, \
@@ -117,8 +118,6 @@ def quarantine(server, name: str):
 
 def test_a_quarantine_on_a_is_refused_while_the_fleet_may_use_the_file_and_restorable_on_b(fleet):
     a, b, url = fleet
-    for name in ("daily-on-b.safetensors", "unused.safetensors", "listed-by-d.safetensors"):
-        place_file(a.models / "checkpoints" / name)
     assert b.queue_prompt(prompt_using("daily-on-b.safetensors"))[0] == 200
     until(lambda: model_row(a, "daily-on-b")["status"] == "used", what="A seeing B's use", server=a)
     status, answer = quarantine(a, "daily-on-b.safetensors")
@@ -141,3 +140,7 @@ def test_a_quarantine_on_a_is_refused_while_the_fleet_may_use_the_file_and_resto
                                   {"confirm": True, "ids": [held["unused.safetensors"]]}, {"Origin": b.url})
     assert status == 200, answer
     assert (a.models / "checkpoints" / "unused.safetensors").exists()
+    recorded = until(lambda: (actions := a.get("/nodes-stats/shared")["actions"]) and len(actions) >= 2 and actions,
+                     what="both actions in the shared store", server=a)
+    assert [(x["machine"], x["action"], x["target"]) for x in recorded[:2]] == [
+        ("B", "restore", "checkpoints/unused.safetensors"), ("A", "quarantine", "checkpoints/unused.safetensors")]
