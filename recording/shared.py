@@ -205,6 +205,7 @@ class Shipper:
                     continue
             except Exception as error:
                 self._unreachable(error)
+                self._disconnect()
                 retry = min(MAX_RETRY_SECONDS, retry * 2)
             self._stop.wait(retry if self.error else SHIP_INTERVAL_SECONDS)
 
@@ -222,11 +223,15 @@ class Shipper:
         return len(rows) == SHIP_BATCH
 
     def _unreachable(self, error: Exception) -> None:
-        """One log line per outage; the outbox keeps every row until the shared store is back."""
+        """Reports read the local store from now on; one log line per outage (the outbox keeps every row
+        until the shared store is back, and the shipper's next delivery that succeeds ends the outage)."""
         message = f"the shared store {redacted(self.settings.url)} is unreachable ({_without_secrets(error, self.settings.url)})"
         if self.error in (None, NOT_CONNECTED):
             log.warning("[usage-stats] %s; recording locally and delivering when it is back", message)
         self.error = message
+
+    def _disconnect(self) -> None:
+        """Drop the shipper's connection (its own thread only): the next delivery connects again."""
         if self.fleet is not None:
             self.fleet.close()
             self.fleet = None
