@@ -113,15 +113,13 @@ class StatsApi:
         if kind != "prompt" and not item:
             raise ApiError(400, f"id is required for kind={kind} (e.g. id=checkpoints/sd15.safetensors for a model)")
         view = await self._view(params)
-        store = await self.app.ready_store()
-        series = await asyncio.get_running_loop().run_in_executor(None, daily_series_report, store, kind, item, view)
+        series = await self.app.off_loop(daily_series_report, kind, item, view)
         return {"kind": kind, "id": item, "days": params.get("days", "all"), "user": view.user, "series": series}, {}
 
     async def summary(self, request: web.Request):
         params = query_params(request, VIEW_PARAMS)
         view = await self._view(params)
-        store = await self.app.ready_store()
-        data = await asyncio.get_running_loop().run_in_executor(None, summary_report, store, view)
+        data = await self.app.off_loop(summary_report, view)
         return {"days": params.get("days", "all"), "user": view.user, **data}, {}
 
     async def realtime(self, request: web.Request):
