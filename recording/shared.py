@@ -137,7 +137,7 @@ class Shipper:
         """Every machine a view may ask for: the fleet's while it answers, else this one alone."""
         if self.reachable:
             try:
-                return {machine for machine, _, _ in self.fleet.machines()}
+                return {machine for machine, *_ in self.fleet.machines()}
             except Exception as error:
                 self.read_failed(error)
         return {self.settings.machine_id}
@@ -148,8 +148,9 @@ class Shipper:
         if fleet is not None and self.reachable:
             try:
                 stale_before = fleet.now() - self.settings.stale_hours * 3600
-                machines = [{"id": m, "name": name, "last_report": iso(last), "silent": last < stale_before}
-                            for m, name, last in fleet.machines()]
+                machines = [{"id": m, "name": name, "last_report": iso(last), "retired": retired,
+                             "silent": not retired and last < stale_before}
+                            for m, name, last, retired in fleet.machines()]
                 actions = [{"machine": name, "at": iso(at), "action": action, "target": target, "by": by}
                            for name, at, action, target, by in fleet.recent_actions(ACTIONS_SHOWN)]
             except Exception as error:

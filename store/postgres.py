@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from ..domain.values import DAY, EVERYTHING, KINDS, Totals, View, model_key
 from .outbox import ACTION, INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of
@@ -32,7 +31,9 @@ MIGRATIONS = [
         name        TEXT NOT NULL,
         stream      TEXT NOT NULL,               -- the outbox it delivers from (a new local database: a new one)
         last_seq    BIGINT NOT NULL DEFAULT 0,   -- the last outbox row applied: deliveries apply each row once
-        last_report BIGINT NOT NULL             -- when it last delivered (Unix seconds)
+        applied     BIGINT NOT NULL DEFAULT 0,   -- rows applied ever (never goes back: the fleet's cache key)
+        last_report BIGINT NOT NULL,             -- when it last delivered (Unix seconds)
+        retired     BOOLEAN NOT NULL DEFAULT false  -- an earlier database of a machine: its evidence, never silent
     );
     CREATE TABLE prompt_log (
         machine      TEXT NOT NULL,
@@ -134,7 +135,7 @@ def connect(url: str):
 
 def migrate(db) -> int:
     """Apply every pending shared-schema migration; two machines starting at once apply each one once."""
-    with _transaction(db):
+    with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(hashtext('comfyui-usage-stats schema'))")
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = db.execute("SELECT version FROM schema_version").fetchone()
@@ -146,12 +147,6 @@ def migrate(db) -> int:
         db.execute("DELETE FROM schema_version")
         db.execute("INSERT INTO schema_version (version) VALUES (%s)", (len(MIGRATIONS),))
     return len(MIGRATIONS)
-
-
-@contextmanager
-def _transaction(db) -> Iterator:
-    with db.transaction():
-        yield db
 
 
 class FleetStore:
@@ -189,20 +184,21 @@ class FleetStore:
         database was replaced) numbers from 1 again; its first row is a snapshot that replaces the old rows.
         """
         db = self._connection()
-        with _transaction(db):
+        with db.transaction():
             db.execute(
                 """INSERT INTO machines (id, name, stream, last_report) VALUES (%s, %s, %s, %s)
-                   ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_report = excluded.last_report,
-                       last_seq = CASE WHEN machines.stream = excluded.stream THEN machines.last_seq ELSE 0 END,
-                       stream = excluded.stream""",
+                   ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_report = excluded.last_report""",
                 (machine, name, stream, self.now()),
             )
-            last = db.execute("SELECT last_seq FROM machines WHERE id = %s FOR UPDATE", (machine,)).fetchone()[0]
+            known, last = db.execute("SELECT stream, last_seq FROM machines WHERE id = %s FOR UPDATE", (machine,)).fetchone()
+            if known != stream:
+                last = _retire(db, machine, known, stream)
+            applied = 0
             for seq, op, body in rows:
                 if seq > last:
                     APPLY[op](db, machine, json.loads(body))
-                    last = seq
-            db.execute("UPDATE machines SET last_seq = %s WHERE id = %s", (last, machine))
+                    last, applied = seq, applied + 1
+            db.execute("UPDATE machines SET last_seq = %s, applied = applied + %s WHERE id = %s", (last, applied, machine))
         return last
 
     def last_delivered(self, machine: str) -> int:
@@ -214,11 +210,11 @@ class FleetStore:
     @property
     def version(self) -> int:
         """Changes with every delivery from any machine: a cache key for reports."""
-        return self._one("SELECT COALESCE(SUM(last_seq), 0) + COUNT(*) FROM machines")
+        return self._one("SELECT COALESCE(SUM(applied), 0) + COUNT(*) FROM machines")
 
-    def machines(self) -> list[tuple[str, str, int]]:
-        """(id, name, last report) of every machine that ever reported, by name."""
-        return self._all("SELECT id, name, last_report FROM machines ORDER BY name, id")
+    def machines(self) -> list[tuple[str, str, int, bool]]:
+        """(id, name, last report, retired) of every machine that ever reported, by name."""
+        return self._all("SELECT id, name, last_report, retired FROM machines ORDER BY name, id")
 
     def recent_actions(self, limit: int) -> list[tuple[str, int, str, str, str | None]]:
         """(machine name, at, action, target, requested by) of the latest file actions on any machine."""
@@ -246,7 +242,7 @@ class FleetStore:
         """
         rows = self._all(
             """SELECT i.model_type, i.model_name, m.name FROM model_inventory i JOIN machines m ON m.id = i.machine
-               WHERE m.last_report < %s ORDER BY m.name""",
+               WHERE m.last_report < %s AND NOT m.retired ORDER BY m.name""",
             (stale_before,),
         )
         silent: dict[tuple[str, str], list[str]] = {}
@@ -380,6 +376,22 @@ class FleetStore:
 
 _SUMS = """SUM(prompts)::bigint, SUM(successes)::bigint, SUM(failures)::bigint, SUM(interrupted)::bigint,
            SUM(rejected)::bigint, SUM(exec_ms)::bigint, MIN(first_ts), MAX(last_ts)"""
+
+
+def _retire(db, machine: str, old_stream: str, stream: str) -> int:
+    """The machine's database was replaced (moved aside as corrupt, restored, reset by hand): what its old
+    one delivered stays evidence, under an identity of its own that is never silent, and the new database's
+    outbox starts from seq 0 (its first row, a snapshot, fills the machine's rows again). Returns 0."""
+    retired = f"{machine}:{old_stream}"
+    db.execute(
+        """INSERT INTO machines (id, name, stream, last_seq, applied, last_report, retired)
+           SELECT %s, name || ' (earlier database)', stream, last_seq, applied, last_report, true FROM machines WHERE id = %s""",
+        (retired, machine),
+    )
+    for table in (*MACHINE_TABLES, "actions"):
+        db.execute(f"UPDATE {table} SET machine = %s WHERE machine = %s", (retired, machine))
+    db.execute("UPDATE machines SET stream = %s, last_seq = 0 WHERE id = %s", (stream, machine))
+    return 0
 
 
 def _view_filter(view: View) -> tuple[str, tuple]:

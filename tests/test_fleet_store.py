@@ -69,7 +69,7 @@ def test_what_two_machines_deliver_reads_as_one_fleet(tmp_path, fleet):
     assert fleet.prompt_count() == 3
     assert fleet.totals("model")["loras/detail.safetensors"].prompts == 1
     assert fleet.users() == ["bob", "default"]
-    assert [(m, name) for m, name, _ in fleet.machines()] == [("a", "A"), ("b", "B")]
+    assert [(m, name) for m, name, *_ in fleet.machines()] == [("a", "A"), ("b", "B")]
 
 
 def test_a_row_delivered_twice_counts_once(tmp_path, fleet):
@@ -143,14 +143,22 @@ def test_rows_owed_after_everything_was_delivered_still_count(tmp_path, fleet):
     assert fleet.prompt_count() == 2
 
 
-def test_a_replaced_local_database_starts_a_new_stream_whose_snapshot_replaces_the_old_rows(tmp_path, fleet):
+def test_a_replaced_local_database_keeps_what_the_old_one_delivered_as_a_retired_machine(tmp_path, fleet):
+    """A database moved aside as corrupt must not take the machine's past use out of the fleet's evidence."""
     old = local_store(tmp_path, "old")
     old.record([use(), use()])
+    old.note_installed(models=[CKPT])
     ship(old, fleet, "a")
-    new = local_store(tmp_path, "new")  # the same machine, its database moved aside as corrupt
+    new = local_store(tmp_path, "new")  # the same machine, its database moved aside: a new outbox stream
     new.record([use(models=(LORA,))])
     ship(new, fleet, "a")
-    assert [(t, n, count) for t, n, count, *_ in fleet.model_rows()] == [(*LORA, 1)]
+    assert sorted((t, n, count) for t, n, count, *_ in fleet.model_rows()) == [(*CKPT, 2), (*LORA, 1)]
+    machines = {m: (name, retired) for m, name, _, retired in fleet.machines()}
+    assert machines == {"a": ("A", False), f"a:{old.outbox_stream}": ("A (earlier database)", True)}
+    assert fleet.incomplete_evidence(stale_before=NOW + DAY) == {}  # the retired identity lists CKPT, never silent
+    new.record([use(models=(LORA,))])
+    ship(new, fleet, "a")  # later deliveries of the new stream count as usual
+    assert sorted((t, n, count) for t, n, count, *_ in fleet.model_rows()) == [(*CKPT, 2), (*LORA, 2)]
 
 
 def test_files_listed_by_a_silent_machine_have_incomplete_evidence(tmp_path, shared_url):
