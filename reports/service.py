@@ -9,6 +9,7 @@ the writer's inventory (recording/writer.py), and until it is taken an item coun
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from ..domain.tiers import Thresholds
@@ -28,6 +29,10 @@ AGING_STEP_SECONDS = 3600
 Tiers are counted in days, and a late step only ever shows an item as less removable than it is."""
 SIZES_MAX_AGE_SECONDS = 600
 """Sizes are read again at least this often: a file rewritten under its own name changes no listing."""
+MODEL_VIEWS_KEPT = 3
+"""Model reports kept, each the newest of one view: a range view's rows, the same user's all-time rows (its
+"last used before") and every user's (the /disk totals) are read in turns, page by page, and must not
+rebuild each other."""
 NO_EVIDENCE = ({}, {}, set())
 """(evidence, workflow references, kept keys) when no evidence source is wired (tests of the API alone)."""
 
@@ -67,7 +72,8 @@ class Reports:
         self.import_seconds = import_seconds
         self._sizes = Memo()
         self._model_evidence = Memo()
-        self._models = Memo()
+        self._models: dict[View, Memo] = {}
+        self._views_lock = threading.Lock()
 
     def package_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
         installed = self.packages.installed()
@@ -99,7 +105,16 @@ class Reports:
         )
         thresholds = self.thresholds(now)
         key = (sizes_key, evidence_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
-        return self._models.get(key, lambda: self._build_model_report(store, installed, infos, evidence, thresholds, view))
+        return self._memo_of(view).get(key, lambda: self._build_model_report(store, installed, infos, evidence, thresholds, view))
+
+    def _memo_of(self, view: View) -> Memo:
+        """The memo of one view's model report; the view asked for longest ago is forgotten beyond MODEL_VIEWS_KEPT."""
+        with self._views_lock:  # held for the bookkeeping only, never while a report is built
+            memo = self._models.pop(view, None) or Memo()
+            while len(self._models) >= MODEL_VIEWS_KEPT:
+                del self._models[next(iter(self._models))]
+            self._models[view] = memo  # now the newest
+            return memo
 
     def export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
         if what == "models":
