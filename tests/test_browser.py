@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_helpers import ARTIFACTS, TAB_BUTTON, UsageStatsPage, seed_base
+from browser_helpers import ARTIFACTS, TAB_BUTTON, UsageStatsPage, place_twenty_thousand_models, seed_base
 from comfyui import ComfyServer, place_file, until
 from playwright.sync_api import expect
 
@@ -306,10 +306,7 @@ class TestAFreshInstall:
 def large_install(tmp_path_factory):
     """20,000 model files across five types (some in subfolders), placed before ComfyUI starts."""
     base = seed_base(tmp_path_factory.mktemp("comfyui-large"))
-    split = {"checkpoints": 8000, "embeddings": 5000, "controlnet": 3000, "vae": 2000, "upscale_models": 2000}
-    for model_type, count in split.items():
-        for i in range(count):
-            place_file(base / "models" / model_type / f"set{i % 4}" / f"{model_type}_{i:05d}.safetensors")
+    place_twenty_thousand_models(base, lambda path, i: place_file(path))
     with ComfyServer(base) as running:
         yield running
 

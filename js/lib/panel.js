@@ -77,7 +77,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     const search = h("input", {
       className: "usage-stats-search", type: "search", placeholder: "Search nodes, packs and models", "aria-label": "Search",
       "data-testid": "usage-stats-search", value: state.query,
-      on: { input: (event) => search(event.target.value) },
+      on: { input: (event) => searchFor(event.target.value) },
     });
     const searchBox = h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]);
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
@@ -108,7 +108,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   }
 
   /** The Nodes tab filters what it holds; the Models tab holds a page of rows, so the server searches them. */
-  function search(text) {
+  function searchFor(text) {
     state.query = text;
     return state.tab === "models" ? load() : renderContent();
   }
