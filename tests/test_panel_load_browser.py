@@ -208,6 +208,6 @@ def test_a_selection_spans_pages_and_searches_and_the_move_names_exactly_the_tic
     confirm = large_ui.page.locator("[role='dialog'][aria-labelledby='global-prompt']")
     expect(confirm).to_contain_text("2 files (2 B)")
     with large_ui.page.expect_response("**/nodes-stats/quarantine"):
-        confirm.locator("button[aria-label='Confirm']").click()
+        confirm.locator("button[aria-label='Confirm'], button:has-text('Confirm')").first.click()  # the two frontends' dialogs
     assert sent and sorted((m["model_type"], m["model_name"]) for m in sent[0]["models"]) == [
         ("controlnet", "set3/controlnet_02999.safetensors"), ("vae", first)], sent
