@@ -2,7 +2,7 @@
  * What the panel fetches for what it shows: the header's data (status, the range's summary, the last hour,
  * the settings that name the tiers, a charted row's history) and the visible tab's own data only, so the Nodes
  * tab never downloads a model and the Models tab never the packs. The Models tab reads its totals here and its
- * rows a page at a time as they scroll into view (model_pages.js), never the whole list (6.9 MB at 20,000
+ * rows a page at a time as they scroll into view (model_pages.js), never the whole list (8.9 MB at 20,000
  * models). Every read goes through the cache.
  */
 import {
