@@ -13,7 +13,7 @@ from ..reports import disk, duplicates
 from ..support.files import model_path
 from ..support.jobs import Job
 from .access import listens_beyond_loopback
-from .requests import ApiError, integer_param, json_body, query_params, is_short_text
+from .requests import ApiError, integer_param, is_short_text, json_body, query_params, text_param
 from .app import App
 
 
@@ -33,9 +33,9 @@ class DecisionsApi:
         self.history_job = Job("history import")
 
     async def disk(self, request: web.Request):
-        query_params(request, set())
+        text = text_param(query_params(request, {"q"}), "q")
         report = await self.app.off_loop(self.reports.model_report)
-        return disk.totals(report), {}
+        return await asyncio.get_running_loop().run_in_executor(None, disk.totals, report, text), {}
 
     async def references(self, request: web.Request):
         query_params(request, set())

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from ..domain.values import DAY, KINDS, TIERS, View, iso
+from ..domain.values import DAY, KINDS, REMOVAL_ORDER, TIERS, View, iso
 from ..recording.settings import CONFIG_FIELDS, SettingsError, check_config, validate
 from ..reports import exports
 from ..reports.usage import daily_series_report, summary_report
@@ -32,6 +32,10 @@ from .requests import (
 LIVE_WINDOW_SECONDS = 3600
 MODEL_PAGES_KEPT = 16
 """Encoded /models pages (filter and paging combinations) kept for the current report only."""
+MODEL_ORDERS = ("type", "removable")
+"""/models `sort=`: by type, then tier from used to uninstalled, then name (the report's own order), or the
+panel's: the most removable tier first, then name, types mixed (a type may then head several groups)."""
+REMOVABLE_FIRST = (*reversed(REMOVAL_ORDER), "uninstalled")
 
 
 class StatsApi:
@@ -60,21 +64,22 @@ class StatsApi:
         return [n for n in report if package is None or n["package"] == package], {}
 
     async def models(self, request: web.Request):
-        params = query_params(request, {"type", "status", "q", "offset", "limit"} | VIEW_PARAMS)
+        params = query_params(request, {"type", "status", "q", "sort", "offset", "limit"} | VIEW_PARAMS)
         statuses = choices_param(params, "status", TIERS)
         types = choices_param(params, "type", None)
         text = text_param(params, "q")
+        order = one_of_param(params, "sort", MODEL_ORDERS, "type")
         offset, limit = integer_param(params, "offset", 0, 0, 10**9), integer_param(params, "limit", MAX_PAGE, 1, MAX_PAGE)
         view = await self._view(params)
         report = await self.app.off_loop(self.reports.model_report, view)
         unknown = types - {section["model_type"] for section in report}
         if unknown:
             raise ApiError(400, f"unknown model type {sorted(unknown)[0]!r}; known: {', '.join(s['model_type'] for s in report)}")
-        page_key = (frozenset(statuses), frozenset(types), text, offset, limit, view)
+        page_key = (frozenset(statuses), frozenset(types), text, order, offset, limit, view)
         cached = self._model_pages.get(page_key)
         if cached is None or cached[0] is not report:  # a page of an older report (built during a rebuild)
             body, total = await asyncio.get_running_loop().run_in_executor(
-                None, _model_page, report, statuses, types, text, offset, limit
+                None, _model_page, report, statuses, types, text, order, offset, limit
             )
             if len(self._model_pages) >= MODEL_PAGES_KEPT or any(r is not report for r, *_ in self._model_pages.values()):
                 self._model_pages.clear()  # pages of an older report would keep all of it alive
@@ -217,8 +222,8 @@ class StatsApi:
         return {**{user: user for user in store.users()}, **self.app.comfy_users()}
 
 
-def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, offset: int, limit: int):
-    """(encoded JSON body, total matches) of one filtered page of the model report."""
+def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, order: str, offset: int, limit: int):
+    """(encoded JSON body, total matches) of one filtered page of the model report, in the `order` asked for."""
     filtered = [
         (section["model_type"], model)
         for section in report
@@ -226,11 +231,16 @@ def _model_page(report: list[dict], statuses: set[str], types: set[str], text: s
         for model in section["models"]
         if (not statuses or model["status"] in statuses) and (not text or text in model["model_name"].lower())
     ]
+    if order == "removable":
+        filtered.sort(key=lambda row: (REMOVABLE_FIRST.index(row[1]["status"]), row[1]["model_name"].lower()))
     return encode_json(_group_by_type(filtered[offset : offset + limit])), len(filtered)
 
 
 def _group_by_type(rows: list[tuple[str, dict]]) -> list[dict]:
-    sections: dict[str, list[dict]] = {}
+    """Consecutive rows of one type as one group, so the rows keep their order whatever it is."""
+    groups: list[dict] = []
     for model_type, model in rows:
-        sections.setdefault(model_type, []).append(model)
-    return [{"model_type": t, "models": models} for t, models in sections.items()]
+        if not groups or groups[-1]["model_type"] != model_type:
+            groups.append({"model_type": model_type, "models": []})
+        groups[-1]["models"].append(model)
+    return groups

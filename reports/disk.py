@@ -81,13 +81,16 @@ def attach_sizes(report: list[dict], infos: dict[tuple[str, str], FileInfo]) -> 
                 row["same_file_as"] = f"{owner[1]}/{owner[2]}"
 
 
-def totals(report: list[dict]) -> dict:
-    """Bytes and files per tier, overall and per model type: what each tier would free."""
+def totals(report: list[dict], text: str = "") -> dict:
+    """Bytes and files per tier, overall and per model type: what each tier would free. With `text` (lower
+    case), of the models whose name contains it: the panel's tier badges and section counts for a search."""
     overall = {tier: {"bytes": 0, "files": 0} for tier in TIERS}
     by_type: dict[str, dict] = {}
     for section in report:
         per_type = by_type.setdefault(section["model_type"], {tier: {"bytes": 0, "files": 0} for tier in TIERS})
         for row in section["models"]:
+            if text and text not in row["model_name"].lower():
+                continue
             for bucket in (overall[row["status"]], per_type[row["status"]]):
                 bucket["bytes"] += row.get("counted_bytes") or 0
                 bucket["files"] += 1

@@ -9,6 +9,7 @@ the writer's inventory (recording/writer.py), and until it is taken an item coun
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from ..domain.tiers import Thresholds
@@ -29,6 +30,10 @@ AGING_STEP_SECONDS = 3600
 Tiers are counted in days, and a late step only ever shows an item as less removable than it is."""
 SIZES_MAX_AGE_SECONDS = 600
 """Sizes are read again at least this often: a file rewritten under its own name changes no listing."""
+MODEL_VIEWS_KEPT = 3
+"""Model reports kept, each the newest of one view: a range view's rows, the same user's all-time rows (its
+"last used before") and every user's (the /disk totals) are read in turns, page by page, and must not
+rebuild each other."""
 NO_EVIDENCE = ({}, {}, set())
 """(evidence, workflow references, kept keys) when no evidence source is wired (tests of the API alone)."""
 
@@ -70,7 +75,8 @@ class Reports:
         self.shared = shared
         self._sizes = Memo()
         self._model_evidence = Memo()
-        self._models = Memo()
+        self._models: dict[View, Memo] = {}
+        self._views_lock = threading.Lock()
 
     def package_report(self, store: UsageStore, view: View = EVERYTHING) -> list[dict]:
         installed = self.packages.installed()
@@ -103,7 +109,18 @@ class Reports:
         thresholds = self.thresholds(now)
         gaps, gaps_key = self._evidence_gaps(store, installed)
         key = (sizes_key, evidence_key, gaps_key, store.version, now // AGING_STEP_SECONDS, thresholds, view)
-        return self._models.get(key, lambda: self._build_model_report(store, installed, infos, evidence, gaps, thresholds, view))
+        return self._memo_of(view).get(
+            key, lambda: self._build_model_report(store, installed, infos, evidence, gaps, thresholds, view)
+        )
+
+    def _memo_of(self, view: View) -> Memo:
+        """The memo of one view's model report; the view asked for longest ago is forgotten beyond MODEL_VIEWS_KEPT."""
+        with self._views_lock:  # held for the bookkeeping only, never while a report is built
+            memo = self._models.pop(view, None) or Memo()
+            while len(self._models) >= MODEL_VIEWS_KEPT:
+                del self._models[next(iter(self._models))]
+            self._models[view] = memo  # now the newest
+            return memo
 
     def _evidence_gaps(self, store, installed) -> tuple[dict, object]:
         """Caps for files whose use elsewhere `store` may lack (a silent machine, an unreachable shared store),

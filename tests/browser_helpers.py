@@ -149,3 +149,14 @@ def quiet(base: Path) -> Path:
     (base / "user" / "default").mkdir(parents=True, exist_ok=True)
     (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(QUIET_SETTINGS))
     return base
+
+
+TWENTY_THOUSAND_MODELS = {"checkpoints": 8000, "embeddings": 5000, "controlnet": 3000, "vae": 2000, "upscale_models": 2000}
+"""The large install of the README's figures: model files per type."""
+
+
+def place_twenty_thousand_models(base: Path, write) -> None:
+    """The large install's files under `base`, in four subfolders per type; `write(path, i)` makes the i-th of a type."""
+    for model_type, count in TWENTY_THOUSAND_MODELS.items():
+        for i in range(count):
+            write(base / "models" / model_type / f"set{i % 4}" / f"{model_type}_{i:05d}.safetensors", i)

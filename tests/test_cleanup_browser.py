@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from browser_helpers import ARTIFACTS, TIMEOUT_MS, UsageStatsPage, frontend_args, quiet
+from browser_helpers import ARTIFACTS, TIMEOUT_MS, UsageStatsPage, frontend_args, place_twenty_thousand_models, quiet
 from comfyui import REPO, ComfyServer, until
 from playwright.sync_api import expect
 
@@ -211,11 +211,7 @@ def test_a_selection_is_previewed_then_quarantined(ui, sample_server):
 def large_server(tmp_path_factory, frontend):
     """20,000 sparse model files of varied sizes, placed before ComfyUI starts."""
     base = tmp_path_factory.mktemp(f"cleanup-large-{frontend}")
-    split = {"checkpoints": 8000, "embeddings": 5000, "controlnet": 3000, "vae": 2000, "upscale_models": 2000}
-    for model_type, count in split.items():
-        for i in range(count):
-            path = base / "models" / model_type / f"set{i % 4}" / f"{model_type}_{i:05d}.safetensors"
-            sandbox_data.write_sparse(path, 1_000_000 + i * 7919, path.name)
+    place_twenty_thousand_models(base, lambda path, i: sandbox_data.write_sparse(path, 1_000_000 + i * 7919, path.name))
     (base / "user" / "default").mkdir(parents=True)
     with ComfyServer(quiet(base), frontend_args(frontend)) as server:
         yield server

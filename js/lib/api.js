@@ -5,10 +5,15 @@
 import { api } from "../../../scripts/api.js";
 
 async function request(route, init) {
+  return (await answer(route, init)).body;
+}
+
+/** The parsed body and the response (for its headers); an error answer throws with the server's reason. */
+async function answer(route, init) {
   const response = await api.fetchApi(`/nodes-stats/${route}`, init);
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error ?? `${response.status} ${response.statusText}`);
-  return body;
+  return { body, response };
 }
 
 /** "models?days=30&type=vae" from a route and its parameters (absent ones left out). */
@@ -23,7 +28,17 @@ const json = (method, body) => ({ method, headers: { "Content-Type": "applicatio
 
 export const fetchStatus = () => request("status");
 export const fetchPackages = ({ days, user }) => request(withQuery("packages", { days, user }));
+/** Every model in one answer (8.9 MB at 20,000 models): for the Clean-up view, which sorts by any column. */
 export const fetchModels = ({ days, user }) => request(withQuery("models", { days, user }));
+
+/**
+ * One page of the models matching `type`, `status` and `q`, most removable tier first, then by name:
+ * `{ sections, total }`, `total` being how many match before paging (the X-Total-Count header).
+ */
+export async function fetchModelPage({ days, user, type, status, q, offset, limit }) {
+  const { body, response } = await answer(withQuery("models", { days, user, type, status, q, sort: "removable", offset, limit }));
+  return { sections: body, total: Number(response.headers.get("X-Total-Count")) };
+}
 export const fetchSummary = ({ days, user }) => request(withQuery("summary", { days, user }));
 export const fetchHistory = ({ kind, id, days, user }) => request(withQuery("history", { kind, id, days, user }));
 export const fetchRealtime = () => request("realtime");
@@ -56,7 +71,8 @@ export function onPromptFinished(callback) {
 export const fetchQuarantine = () => request("quarantine");
 export const fetchActions = () => request("actions?limit=50");
 export const fetchDuplicates = () => request("duplicates");
-export const fetchDisk = () => request("disk");
+/** Files and bytes per tier, overall and per type; with `q`, of the models whose name contains it. */
+export const fetchDisk = ({ q } = {}) => request(withQuery("disk", { q }));
 
 /** Every action is a JSON POST; the server insists on an explicit "confirm": true for each one. */
 const post = (route, body) => request(route, json("POST", body));

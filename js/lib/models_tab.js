@@ -1,57 +1,52 @@
 /**
- * The Models tab: a tier summary across all types, one section per model type (sorted by tier, then
- * name), and the uninstalled models in one collapsed section at the bottom. Sections use the windowed
- * list, so a 20,000-model install renders a few dozen rows. Each row shows its size and can be pinned
- * ("keep") or ticked for a bulk move to quarantine (selection.js).
+ * The Models tab: a tier summary across all types, one section per model type (sorted by tier, most removable
+ * first, then name), and the uninstalled models in one collapsed section at the bottom. Sections use the
+ * windowed list over rows read a page at a time (model_pages.js), so a 20,000-model install downloads and
+ * renders a few dozen rows; the badges and section counts come from the /disk totals. Each row shows its size
+ * and can be pinned ("keep") or ticked for a bulk move to quarantine (selection.js), whichever page it is on.
  */
 import { h, icon } from "./dom.js";
-import { TIER_LABELS, formatBytes, modelTypeTitle, splitModelPath, tierRank } from "./format.js";
+import { TIERS, TIER_LABELS, formatBytes, modelTypeTitle, splitModelPath } from "./format.js";
 import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
 import { loadedBadge } from "./memory_status.js";
+import { modelKey } from "./model_pages.js";
 import { section } from "./section.js";
 import { selectionBar } from "./selection.js";
-import { bytesByTier, countByTier, summaryBar } from "./summary_bar.js";
+import { summaryBar } from "./summary_bar.js";
 import { virtualList } from "./virtual_list.js";
 
-/**
- * Flatten the server's [{model_type, models}] into one list sorted by tier then name, once per load,
- * so that typing in the search box only filters. In a range view, `allTime` (the same list for all days)
- * gives each row `lastEver`, so an item used before the range says when rather than "never".
- */
-export function prepareModels(sections, allTime = null) {
-  const lastEver = new Map((allTime ?? []).flatMap(({ model_type, models }) => models.map((model) => [
-    `${model_type}\u0000${model.model_name}`, model.last_seen])));
-  const models = sections.flatMap(({ model_type, models }) => models.map((model) => ({
-    ...model, model_type, search: model.model_name.toLowerCase(), rank: tierRank(model.status),
-    lastEver: lastEver.get(`${model_type}\u0000${model.model_name}`) ?? null,
-  })));
-  models.sort((a, b) => a.rank - b.rank || (a.search < b.search ? -1 : a.search > b.search ? 1 : 0));
-  return { types: sections.map((s) => s.model_type), models };
-}
+const INSTALLED_TIERS = TIERS.filter((tier) => tier !== "uninstalled");
 
+/**
+ * `data` is what panel_data.js loaded: `totals` (/disk for the search: files and bytes per tier, overall and
+ * per type) and `rowsOf(filter, length)`, the rows of one section read in pages.
+ */
 export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, collapsed, selected, actions, lorasOff, onTrackLoras }) {
-  const matching = query ? data.models.filter((model) => model.search.includes(query)) : data.models;
-  const shown = tierFilter ? matching.filter((model) => model.status === tierFilter) : matching;
+  const { totals, rowsOf } = data;
   const bar = selectionBar({ selected, onMove: (models) => actions.quarantine(models) });
   const rowContext = { selected, onToggle: bar.update, actions, onSelectRow };
-  const byType = new Map(data.types.map((type) => [type, []]));
-  const uninstalled = [];
-  for (const model of shown) (model.status === "uninstalled" ? uninstalled : byType.get(model.model_type))?.push(model);
+  const installedTiers = tierFilter ? INSTALLED_TIERS.filter((tier) => tier === tierFilter) : INSTALLED_TIERS;
+  const files = (perTier, tiers) => tiers.reduce((sum, tier) => sum + perTier[tier].files, 0);
 
-  const sections = [...byType].filter(([, models]) => models.length).map(([type, models]) => section({
-    id: `models-${type}`, title: modelTypeTitle(type), count: models.length, collapsed,
-    buildBody: () => modelList(models, modelTypeTitle(type), false, rowContext),
-  }));
-  if (uninstalled.length) {
+  const sections = Object.entries(totals.types)
+    .map(([type, perTier]) => [type, files(perTier, installedTiers)])
+    .filter(([, count]) => count)
+    .map(([type, count]) => section({
+      id: `models-${type}`, title: modelTypeTitle(type), count, collapsed,
+      buildBody: () => modelList(rowsOf({ type, status: installedTiers.join(",") }, count), modelTypeTitle(type), false, rowContext),
+    }));
+  const uninstalled = !tierFilter || tierFilter === "uninstalled" ? totals.tiers.uninstalled.files : 0;
+  if (uninstalled) {
     sections.push(section({
-      id: "models-uninstalled", title: TIER_LABELS.uninstalled, tier: "uninstalled", count: uninstalled.length, collapsed,
+      id: "models-uninstalled", title: TIER_LABELS.uninstalled, tier: "uninstalled", count: uninstalled, collapsed,
       collapsedByDefault: tierFilter !== "uninstalled",
-      buildBody: () => modelList(uninstalled, "Uninstalled models", true, rowContext),
+      buildBody: () => modelList(rowsOf({ status: "uninstalled" }, uninstalled), "Uninstalled models", true, rowContext),
     }));
   }
+  const perTier = (field) => Object.fromEntries(TIERS.map((tier) => [tier, totals.tiers[tier][field]]));
   return h("div", { className: "usage-stats-tab-body", "data-testid": "usage-stats-models" }, [
     summaryBar({
-      counts: countByTier(matching), bytes: bytesByTier(matching), activeTier: tierFilter, onSelect: onTierFilter, label: "Models per tier",
+      counts: perTier("files"), bytes: perTier("bytes"), activeTier: tierFilter, onSelect: onTierFilter, label: "Models per tier",
     }),
     bar.root,
     lorasOff ? lorasNote(onTrackLoras) : null,
@@ -61,14 +56,21 @@ export function modelsTab({ data, query, tierFilter, onTierFilter, onSelectRow, 
 
 function modelList(models, label, showType, context) {
   return virtualList({
-    items: models, label, testId: "usage-stats-model-list", rowHeight: MODEL_ROW_HEIGHT, renderRow: (model) => modelRow(model, showType, context),
+    items: models, label, testId: "usage-stats-model-list", rowHeight: MODEL_ROW_HEIGHT,
+    renderRow: (model) => (model ? modelRow(model, showType, context) : pendingRow(models.error)),
   });
 }
 
 /** Name (two lines), reason (two lines) and figures: see the stylesheet's .usage-stats-model-row. */
 const MODEL_ROW_HEIGHT = 88;
 
-const modelKey = (model) => `${model.model_type}\u0000${model.model_name}`;
+/** A row whose page is on its way (same height, so nothing moves when it arrives), or could not be read. */
+function pendingRow(error) {
+  return h("div", {
+    className: "usage-stats-model-row usage-stats-row-pending", role: "listitem", "aria-busy": String(!error), "data-testid": "usage-stats-model-pending",
+    text: error ? `Could not load these models: ${error}. Refresh to try again.` : "Loading…",
+  });
+}
 
 /**
  * Three lines of fixed height (the list is windowed), so at the sidebar's default width nothing that

@@ -78,7 +78,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     const search = h("input", {
       className: "usage-stats-search", type: "search", placeholder: "Search nodes, packs and models", "aria-label": "Search",
       "data-testid": "usage-stats-search", value: state.query,
-      on: { input: (event) => { state.query = event.target.value; renderContent(); } },
+      on: { input: (event) => searchFor(event.target.value) },
     });
     const searchBox = h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]);
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
@@ -108,6 +108,12 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     state.tab = id;
     renderContent();
     return load();
+  }
+
+  /** The Nodes tab filters what it holds; the Models tab holds a page of rows, so the server searches them. */
+  function searchFor(text) {
+    state.query = text;
+    return state.tab === "models" ? load() : renderContent();
   }
 
   function selectDays(days) {
@@ -157,23 +163,29 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   }
 
   async function loadOnce() {
-    const shown = { tab: state.tab, days: state.days, user: state.user, selection: state.selection };
-    const stillShown = () => Object.entries(shown).every(([key, value]) => state[key] === value);
+    const shown = shownView();
+    const stillShown = () => Object.entries(shownView()).every(([key, value]) => shown[key] === value);
     try {
       const data = await loadView(shown, cache);
       if (!stillShown()) return;  // the user moved on, and that asked for the load that follows this one
       if (data.config) followThresholds(data.config);  // the tiers were computed with these thresholds: label them so
       if (shown.selection) shown.selection.series = data.rowHistory.series;
-      if (data.models && data.models !== state.shownModels) {
-        state.selected.clear();  // ticks on rows that may have moved since
-        state.shownModels = data.models;
+      if (data.models && data.models.totals !== state.shownModels?.totals && data.models.query === state.shownModels?.query) {
+        state.selected.clear();  // ticks on rows that may have moved since; a new search keeps them
       }
+      if (data.models) state.shownModels = data.models;
       Object.assign(state, { data, error: null });
     } catch (error) {
       if (!stillShown()) return;
       state.error = error.message || String(error);
     }
     renderContent();
+  }
+
+  /** What a load is for: the Models tab's search is part of it (the server searches), the Nodes tab's is not. */
+  function shownView() {
+    const query = state.tab === "models" ? state.query.trim().toLowerCase() : "";
+    return { tab: state.tab, days: state.days, user: state.user, selection: state.selection, query };
   }
 
   function renderBusy() {
@@ -221,7 +233,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     const bodies = {
       nodes: () => nodesTab({ ...common, packages, expanded: state.expanded, tierFilter: state.tierFilter.nodes, onTierFilter, actions }),
       models: () => modelsTab({
-        ...common, data: models, tierFilter: state.tierFilter.models, onTierFilter,
+        ...common, query: models.query, data: models, tierFilter: state.tierFilter.models, onTierFilter,
         selected: state.selected, actions, lorasOff: !config.track_loras, onTrackLoras: trackLoras,
       }),
       duplicates: () => duplicatesView({ status: duplicates }),

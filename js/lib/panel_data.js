@@ -1,13 +1,15 @@
 /**
  * What the panel fetches for what it shows: the header's data (status, the range's summary, the last hour,
- * the settings that name the tiers, a charted row's history) and the visible tab's own data only, so the Nodes tab never downloads the model
- * list (6.9 MB at 20,000 models) and the Models tab never the packs. Every read goes through the cache.
+ * the settings that name the tiers, a charted row's history) and the visible tab's own data only, so the Nodes
+ * tab never downloads a model and the Models tab never the packs. The Models tab reads its totals here and its
+ * rows a page at a time as they scroll into view (model_pages.js), never the whole list (8.9 MB at 20,000
+ * models). Every read goes through the cache.
  */
 import {
-  fetchActions, fetchConfig, fetchDuplicates, fetchHistory, fetchModels, fetchPackages, fetchQuarantine, fetchRealtime,
+  fetchActions, fetchConfig, fetchDisk, fetchDuplicates, fetchHistory, fetchPackages, fetchQuarantine, fetchRealtime,
   fetchStatus, fetchSummary,
 } from "./api.js";
-import { prepareModels } from "./models_tab.js";
+import { modelPages } from "./model_pages.js";
 
 /** Each tab's reads; `range` is the chosen days and user, `allTime` the same user over all days in a range view. */
 const TAB_DATA = {
@@ -17,9 +19,10 @@ const TAB_DATA = {
     const lastEver = new Map((packagesEver ?? []).map((pack) => [pack.package, pack.last_seen]));
     return { packages: packages.map((pack) => ({ ...pack, lastEver: lastEver.get(pack.package) ?? null })) };
   },
-  async models(read, { range, allTime }) {
-    const [models, modelsEver] = await Promise.all([read("models", fetchModels, range), allTime && read("models", fetchModels, allTime)]);
-    return { models: prepared(models, modelsEver) };
+  async models(read, { range, allTime, query }) {
+    // Tiers and sizes are the same in every view: the totals of all days and users count the range's rows too.
+    const totals = await read("disk", fetchDisk, { q: query || undefined });
+    return { models: { totals, query, rowsOf: modelPages({ read, range, allTime, query }) } };
   },
   async duplicates() {
     return { duplicates: await fetchDuplicates() };  // a search moves on by itself: never from the cache
@@ -32,27 +35,17 @@ const TAB_DATA = {
 
 /**
  * The data of one view of the panel: `{tab, status, summary, live, rowHistory}` and the tab's own fields.
- * `view` is {tab, days, user, selection}; `cache` a requestCache.
+ * `view` is {tab, days, user, selection, query} (`query`, lower case, searches the Models tab on the server);
+ * `cache` a requestCache.
  */
-export async function loadView({ tab, days, user, selection }, cache) {
+export async function loadView({ tab, days, user, selection, query }, cache) {
   const read = (name, fetch, params = {}) => cache.get(`${name} ${JSON.stringify(params)}`, () => fetch(params));
   const range = { days, user: user ?? undefined };
   const allTime = days === "all" ? null : { days: "all", user: user ?? undefined };
   const history = selection && { kind: selection.kind, id: selection.id, ...range };
   const [status, summary, live, config, rowHistory, own] = await Promise.all([
     read("status", fetchStatus), read("summary", fetchSummary, range), read("realtime", fetchRealtime), read("config", fetchConfig),
-    history && read("history", fetchHistory, history), TAB_DATA[tab](read, { range, allTime }),
+    history && read("history", fetchHistory, history), TAB_DATA[tab](read, { range, allTime, query }),
   ]);
   return { tab, status, summary, live, config: config.config, rowHistory, ...own };
-}
-
-const preparedLists = new WeakMap();
-
-/** The Models tab's sorted list, prepared once per answer: a tab switch served by the cache does not sort 20,000 rows again. */
-function prepared(models, modelsEver) {
-  const known = preparedLists.get(models);
-  if (known?.modelsEver === modelsEver) return known.list;
-  const list = prepareModels(models, modelsEver);
-  preparedLists.set(models, { modelsEver, list });
-  return list;
 }

@@ -31,10 +31,3 @@ export function countByTier(items) {
   for (const item of items) counts[item.status] = (counts[item.status] ?? 0) + 1;
   return counts;
 }
-
-/** { tier: bytes removing them would free } (each file once: the server's counted_bytes). */
-export function bytesByTier(models) {
-  const bytes = {};
-  for (const model of models) bytes[model.status] = (bytes[model.status] ?? 0) + (model.counted_bytes ?? 0);
-  return bytes;
-}

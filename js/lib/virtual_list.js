@@ -2,6 +2,8 @@
  * A windowed list: only the rows in view plus a small buffer exist in the DOM, between two spacers whose
  * heights stand in for the rest. This is what keeps 20,000 models fast and the DOM small. Rows must all
  * be `rowHeight` tall; the list publishes that height as a CSS variable so the stylesheet follows it.
+ * `items` is an array, or a list read in pages (model_pages.js pagedRows): anything with `length` and
+ * `slice`, whose rows not read yet are null (`renderRow` draws a stand-in) and whose `onChange` says when they came.
  */
 import { h } from "./dom.js";
 
@@ -28,6 +30,11 @@ export function virtualList({ items, renderRow, label, testId, rowHeight = DEFAU
     bottom.style.height = `${(items.length - end) * rowHeight}px`;
     rows.replaceChildren(...items.slice(start, end).map(renderRow));
   }
+
+  items.onChange?.(() => {
+    shown = "";
+    update();
+  });
 
   let frame = 0;
   viewport.addEventListener("scroll", () => {
