@@ -4,6 +4,9 @@ Real ComfyUI, real PostgreSQL, real headless Chromium."""
 
 from __future__ import annotations
 
+import time
+
+import psycopg
 import pytest
 from browser_helpers import UsageStatsPage, frontend_args, seed_base
 from comfyui import ComfyServer, until
@@ -46,3 +49,25 @@ def test_the_panel_says_how_many_machines_report_and_when_the_shared_store_is_un
     ui.refresh()
     expect(line).to_have_text("Shared store: 1 machine")
 
+
+
+def test_the_machine_picker_counts_one_machines_prompts(ui, server):
+    url = server.env[URL_VARIABLE]
+    assert server.queue_prompt({"1": {"class_type": "DemoOutput", "inputs": {"text": "hi"}}})[0] == 200
+    with psycopg.connect(url) as db:  # a second machine of the fleet, which ran nothing
+        db.execute("INSERT INTO machines (id, name, stream, last_report) VALUES ('gpu-2', 'gpu-2', 's', %s) "
+                   "ON CONFLICT DO NOTHING", (int(time.time()),))
+    until(lambda: server.get("/nodes-stats/summary")["prompts"] >= 1, what="the prompt in the fleet", server=server)
+    ui.open()
+    overview = ui.page.get_by_test_id("usage-stats-overview")
+    prompts = overview.locator("[data-stat='Prompts'] dd")
+    expect(prompts).not_to_have_text("0")
+    picker = ui.page.get_by_test_id("usage-stats-machine")
+    expect(picker.locator("option")).to_have_text(["All machines", "gpu-2", "studio-1"])
+    picker.select_option(label="gpu-2")
+    ui.wait_ready()
+    expect(prompts).to_have_text("0")
+    assert "machine=gpu-2" in ui.page.get_by_test_id("usage-stats-export").get_attribute("href")
+    picker.select_option(label="All machines")
+    ui.wait_ready()
+    expect(prompts).not_to_have_text("0")

@@ -27,28 +27,28 @@ function withQuery(route, params) {
 const json = (method, body) => ({ method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 
 export const fetchStatus = () => request("status");
-export const fetchPackages = ({ days, user }) => request(withQuery("packages", { days, user }));
+export const fetchPackages = ({ days, user, machine }) => request(withQuery("packages", { days, user, machine }));
 /** Every model in one answer (8.9 MB at 20,000 models): for the Clean-up view, which sorts by any column. */
-export const fetchModels = ({ days, user }) => request(withQuery("models", { days, user }));
+export const fetchModels = ({ days, user, machine }) => request(withQuery("models", { days, user, machine }));
 
 /**
  * One page of the models matching `type`, `status` and `q`, most removable tier first, then by name:
  * `{ sections, total }`, `total` being how many match before paging (the X-Total-Count header).
  */
-export async function fetchModelPage({ days, user, type, status, q, offset, limit }) {
-  const { body, response } = await answer(withQuery("models", { days, user, type, status, q, sort: "removable", offset, limit }));
+export async function fetchModelPage({ days, user, machine, type, status, q, offset, limit }) {
+  const { body, response } = await answer(withQuery("models", { days, user, machine, type, status, q, sort: "removable", offset, limit }));
   return { sections: body, total: Number(response.headers.get("X-Total-Count")) };
 }
-export const fetchSummary = ({ days, user }) => request(withQuery("summary", { days, user }));
-export const fetchHistory = ({ kind, id, days, user }) => request(withQuery("history", { kind, id, days, user }));
+export const fetchSummary = ({ days, user, machine }) => request(withQuery("summary", { days, user, machine }));
+export const fetchHistory = ({ kind, id, days, user, machine }) => request(withQuery("history", { kind, id, days, user, machine }));
 export const fetchRealtime = () => request("realtime");
 export const fetchConfig = () => request("config");
 export const fetchShared = () => request("shared");
 export const updateConfig = (changes) => request("config", json("PUT", changes));
 
 /** The URL of a file export (a plain link, so the browser downloads it the usual way). */
-export function exportUrl({ what, format, days, user }) {
-  return api.apiURL(`/nodes-stats/${withQuery("export", { what, format, days, user })}`);
+export function exportUrl({ what, format, days, user, machine }) {
+  return api.apiURL(`/nodes-stats/${withQuery("export", { what, format, days, user, machine })}`);
 }
 
 /**

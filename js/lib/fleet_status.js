@@ -9,12 +9,17 @@ import { fetchShared } from "./api.js";
 import { plural, relativeTime } from "./format.js";
 import { oneAtATime } from "./schedule.js";
 
-/** The status line (`element`) and `update()`, which reads GET /shared again; the line reads it once now. */
-export function fleetStatus() {
+/**
+ * The status line (`element`) and `update()`, which reads GET /shared again; the line reads it once now.
+ * `onMachines(machines)` hears the fleet's machines ({id, name}) after each read, for the machine picker.
+ */
+export function fleetStatus({ onMachines } = {}) {
   const line = h("p", { className: "usage-stats-fleet", "data-testid": "usage-stats-fleet", role: "status", hidden: true });
   const update = oneAtATime(async () => {
     try {
-      render(line, await fetchShared());
+      const shared = await fetchShared();
+      render(line, shared);
+      onMachines?.(shared.machines ?? []);
     } catch (error) {
       line.hidden = false;
       line.textContent = `Shared store: status unavailable (${error.message})`;

@@ -20,7 +20,7 @@ import { loadView } from "./panel_data.js";
 import { quarantineView } from "./quarantine_view.js";
 import { requestCache } from "./request_cache.js";
 import { debounced, oneAtATime } from "./schedule.js";
-import { rangeSwitch, userSelect } from "./view_switch.js";
+import { machineSelect, rangeSwitch, userSelect } from "./view_switch.js";
 
 const TABS = [["nodes", "Nodes"], ["models", "Models"], ["duplicates", "Duplicates"], ["quarantine", "Quarantine"]];
 const SEARCHABLE_TABS = ["nodes", "models"];
@@ -35,7 +35,8 @@ const CACHE_MS = 30_000;
  */
 export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   const state = {
-    tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, selection: null,
+    tab: "nodes", query: "", tierFilter: { nodes: null, models: null }, days: "all", user: null, machine: null, machines: [],
+    selection: null,
     collapsed: new Map(), expanded: new Set(), selected: new Map(), data: null, shownModels: null, error: null,
   };
   let view = null;
@@ -83,7 +84,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     const searchBox = h("div", { className: "usage-stats-search-box" }, [icon("pi-search"), search]);
     const content = h("div", { className: "usage-stats-content", id: "usage-stats-tabpanel", role: "tabpanel" });
     const memory = memoryStatus({ onLoadedChange: () => state.tab === "models" && renderContent() });
-    const fleet = fleetStatus();
+    const fleet = fleetStatus({ onMachines: (machines) => { state.machines = machines; renderContent(); } });
     const root = h("div", { className: "usage-stats", "data-testid": "usage-stats-panel" }, [
       h("header", { className: "usage-stats-header" }, [
         h("h2", { className: "usage-stats-title", text: "Usage Stats" }), download, refreshButton, importHistory, reset,
@@ -123,6 +124,11 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
 
   function selectUser(user) {
     state.user = user;
+    return load();
+  }
+
+  function selectMachine(machine) {
+    state.machine = machine;
     return load();
   }
 
@@ -185,7 +191,7 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
   /** What a load is for: the Models tab's search is part of it (the server searches), the Nodes tab's is not. */
   function shownView() {
     const query = state.tab === "models" ? state.query.trim().toLowerCase() : "";
-    return { tab: state.tab, days: state.days, user: state.user, selection: state.selection, query };
+    return { tab: state.tab, days: state.days, user: state.user, machine: state.machine, selection: state.selection, query };
   }
 
   function renderBusy() {
@@ -202,8 +208,12 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     view.range.replaceChildren(...[
       rangeSwitch({ days: state.days, onSelect: selectDays }),
       userSelect({ users, user: state.user, onSelect: selectUser }),
+      machineSelect({ machines: state.machines, machine: state.machine, onSelect: selectMachine }),
     ].filter(Boolean));
-    view.download.href = exportUrl({ what: state.tab === "nodes" ? "packages" : "models", format: "csv", days: state.days, user: state.user ?? undefined });
+    view.download.href = exportUrl({
+      what: state.tab === "nodes" ? "packages" : "models", format: "csv", days: state.days,
+      user: state.user ?? undefined, machine: state.machine ?? undefined,
+    });
     view.summary.replaceChildren(...(state.data
       ? [overview({ ...state.data, selection: state.selection, days: state.days, onClearSelection: () => selectRow(null) })]
       : []));

@@ -11,7 +11,7 @@ import {
 } from "./api.js";
 import { modelPages } from "./model_pages.js";
 
-/** Each tab's reads; `range` is the chosen days and user, `allTime` the same user over all days in a range view. */
+/** Each tab's reads; `range` is the chosen days, user and machine, `allTime` the same over all days in a range view. */
 const TAB_DATA = {
   async nodes(read, { range, allTime }) {
     const [packages, packagesEver] = await Promise.all([read("packages", fetchPackages, range), allTime && read("packages", fetchPackages, allTime)]);
@@ -35,13 +35,14 @@ const TAB_DATA = {
 
 /**
  * The data of one view of the panel: `{tab, status, summary, live, rowHistory}` and the tab's own fields.
- * `view` is {tab, days, user, selection, query} (`query`, lower case, searches the Models tab on the server);
+ * `view` is {tab, days, user, machine, selection, query} (`query`, lower case, searches the Models tab on the server);
  * `cache` a requestCache.
  */
-export async function loadView({ tab, days, user, selection, query }, cache) {
+export async function loadView({ tab, days, user, machine, selection, query }, cache) {
   const read = (name, fetch, params = {}) => cache.get(`${name} ${JSON.stringify(params)}`, () => fetch(params));
-  const range = { days, user: user ?? undefined };
-  const allTime = days === "all" ? null : { days: "all", user: user ?? undefined };
+  const who = { user: user ?? undefined, machine: machine ?? undefined };
+  const range = { days, ...who };
+  const allTime = days === "all" ? null : { days: "all", ...who };
   const history = selection && { kind: selection.kind, id: selection.id, ...range };
   const [status, summary, live, config, rowHistory, own] = await Promise.all([
     read("status", fetchStatus), read("summary", fetchSummary, range), read("realtime", fetchRealtime), read("config", fetchConfig),

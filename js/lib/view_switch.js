@@ -1,6 +1,7 @@
 /**
  * Which prompts every count, chart and export of the panel covers: the 7 / 30 / 90 days / all switch, and,
- * where ComfyUI has several users (--multi-user), everyone's or one user's.
+ * where ComfyUI has several users (--multi-user), everyone's or one user's, and where several machines report
+ * into a shared store, every machine's or one machine's.
  */
 import { h } from "./dom.js";
 
@@ -17,12 +18,25 @@ export function rangeSwitch({ days, onSelect }) {
 
 /** A user picker, or nothing when there is only one user to pick. */
 export function userSelect({ users, user, onSelect }) {
-  if (users.length < 2) return null;
-  const options = [["", "All users"], ...users.map(({ id, name }) => [id, name])].map(([value, label]) => h("option", {
-    value, text: label, selected: value === (user ?? ""),
+  return picker({ items: users, value: user, all: "All users", label: "User", title: "Whose prompts to count", id: "user", onSelect });
+}
+
+/** A machine picker (a shared store), or nothing when only one machine reports. */
+export function machineSelect({ machines, machine, onSelect }) {
+  return picker({
+    items: machines, value: machine, all: "All machines", label: "Machine", title: "Which machine's prompts to count",
+    id: "machine", onSelect,
+  });
+}
+
+/** One of several {id, name} (null: all of them), or nothing when there is only one to pick. */
+function picker({ items, value, all, label, title, id, onSelect }) {
+  if (items.length < 2) return null;
+  const options = [["", all], ...items.map((item) => [item.id, item.name])].map(([optionValue, text]) => h("option", {
+    value: optionValue, text, selected: optionValue === (value ?? ""),
   }));
   return h("select", {
-    className: "usage-stats-user", "aria-label": "User", title: "Whose prompts to count", "data-testid": "usage-stats-user",
+    className: `usage-stats-picker usage-stats-${id}`, "aria-label": label, title, "data-testid": `usage-stats-${id}`,
     on: { change: (event) => onSelect(event.target.value || null) },
   }, options);
 }
