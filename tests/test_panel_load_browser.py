@@ -212,3 +212,19 @@ def test_a_selection_spans_pages_and_searches_and_the_move_names_exactly_the_tic
         confirm.locator("button[aria-label='Confirm'], button:has-text('Confirm')").first.click()  # the two frontends' dialogs
     assert sent and sorted((m["model_type"], m["model_name"]) for m in sent[0]["models"]) == [
         ("controlnet", "set3/controlnet_02999.safetensors"), ("vae", first)], sent
+
+
+def test_a_page_load_reads_each_config_once(browser, server):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda request: "/nodes-stats/" in request.url and requests.append(route_of(request.url)))
+    try:
+        ui = UsageStatsPage(page, server.url)  # loads ComfyUI's page: the settings dialog syncs with the server
+        ui.open()
+        server.flush()
+        ui.page.evaluate("() => 0")  # the page's requests so far are reported
+        assert requests.count("unload/config") == 1, requests
+        assert requests.count("config") == 2, requests  # the settings' one read, and the panel's header
+    finally:
+        context.close()

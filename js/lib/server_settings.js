@@ -15,13 +15,15 @@ import { app } from "../../../scripts/app.js";
  * server has described its fields; rejects when it cannot, since an entry has no default of its own.
  */
 export async function serverSettings({ fields, read, write }) {
-  const described = withServerDescription(fields, (await read()).fields);
+  let unshown = await read();  // the first sync shows this answer, so a page load reads each config once
+  const described = withServerDescription(fields, unshown.fields);
   let syncing = false;
 
   async function sync() {
     const store = app.extensionManager?.setting;
     if (!store?.set) return;
-    const { config: values } = await read();
+    const { config: values } = unshown ?? await read();
+    unshown = null;
     syncing = true;
     try {
       for (const spec of described) {
