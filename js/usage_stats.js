@@ -27,7 +27,7 @@ const [config, memory] = await serverBackedSettings();
 const TAB_ID = "usage-stats";
 const OPEN_COMMAND = "UsageStats.Open";
 const CLEANUP_COMMAND = "UsageStats.CleanUp";
-const cleanup = createCleanupView();
+const cleanup = createCleanupView({ onChanged: () => panel.dataChanged() });
 const openCleanup = () => openDialog(cleanup, { label: "Clean up", testId: "usage-stats-cleanup-dialog", wide: true });
 const panel = createPanel({ onOpenCleanup: openCleanup, onConfigChanged: () => config.sync() });
 let sidebarRegistered = false;

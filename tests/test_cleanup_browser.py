@@ -184,6 +184,9 @@ def test_screenshots_in_dark_and_light_palettes(ui, frontend):
 
 
 def test_a_selection_is_previewed_then_quarantined(ui, sample_server):
+    ui.open()
+    ui.show("quarantine")  # the panel stays open on a tab whose list the move changes
+    ui.wait_ready()
     ui.open_cleanup()
     chosen = ["backup/sdxl_vae.safetensors", "RealESRGAN_x4plus.pth"]
     for name in chosen:
@@ -205,6 +208,8 @@ def test_a_selection_is_previewed_then_quarantined(ui, sample_server):
     assert sorted(item["model_name"] for item in held) == sorted(chosen)
     preview.get_by_test_id("usage-stats-cleanup-back").click()
     expect(ui.row("RealESRGAN_x4plus.pth")).to_have_count(0)
+    ui.close_cleanup()
+    expect(ui.panel.get_by_test_id("usage-stats-quarantine-row")).to_have_count(2)  # no Refresh, no 30 s wait
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import { notify } from "./actions.js";
 /** The tiers the headline adds up: what removing each would free. */
 const FREEING_TIERS = ["safe_to_remove", "consider_removing", "unused_new"];
 
-export function createCleanupView() {
+/** `onChanged()` hears of every move and pin made here, so the panel does not show what they changed. */
+export function createCleanupView({ onChanged } = {}) {
   const state = {
     rows: [], disk: null, error: null, sort: "size", descending: true, tier: null, type: null, query: "",
     selected: new Map(), previewing: false,
@@ -166,6 +167,7 @@ export function createCleanupView() {
     const [models, packages, disk] = await Promise.all([fetchModels({ days: "all" }), fetchPackages({ days: "all" }), fetchDisk()]);
     Object.assign(state, { rows: cleanupRows({ models, packages }), disk });
     view.headline.replaceChildren(...headline());
+    onChanged?.();
     return result;
   }
 
@@ -176,6 +178,7 @@ export function createCleanupView() {
     } catch (error) {
       notify("error", "Not done", error.message);
     }
+    onChanged?.();
     await load();
   }
 

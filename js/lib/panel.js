@@ -263,5 +263,11 @@ export function createPanel({ onOpenCleanup, onConfigChanged } = {}) {
     return reload();
   }
 
-  return { mount, load };
+  /** Something outside the panel changed the data (the Clean-up view moved or pinned files): read it again. */
+  function dataChanged() {
+    cache.clear();
+    return onScreen() ? load() : undefined;
+  }
+
+  return { mount, load, dataChanged };
 }
