@@ -222,6 +222,7 @@ def large_server(tmp_path_factory, frontend):
         yield server
 
 
+@pytest.mark.timed
 def test_twenty_thousand_rows_open_within_the_readme_figure(browser, large_server):
     """The first opening after a start waits for ComfyUI to list and stat every file, and the writer to note
     them as first seen; the figure is of an opening after that."""

@@ -102,6 +102,7 @@ def test_kill_9_during_a_burst_loses_at_most_the_last_second(make_server):
 # --------------------------------------------------------------------------- 2. another writer holds the lock
 
 
+@pytest.mark.timed
 def test_database_locked_by_another_writer_for_10_s_loses_and_slows_nothing(make_server):
     server = new_server(make_server).start()
 
