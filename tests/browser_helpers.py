@@ -75,6 +75,20 @@ def open_ui(url: str, height: int = 1000) -> Iterator["UsageStatsPage"]:
             browser.close()
 
 
+@contextmanager
+def page_at(browser, url: str, page_class: type["UsageStatsPage"] | None = None, before_load=None) -> Iterator["UsageStatsPage"]:
+    """The ComfyUI page at `url` in a browser context of its own (its own storage and cache), closed after.
+    `before_load(page)` runs before the page loads, e.g. to hear its requests from the first."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        if before_load is not None:
+            before_load(page)
+        yield (page_class or UsageStatsPage)(page, url)
+    finally:
+        context.close()
+
+
 class UsageStatsPage:
     """The ComfyUI page seen through the Usage Stats tab."""
 

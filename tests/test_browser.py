@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browser_helpers import ARTIFACTS, TAB_BUTTON, UsageStatsPage, place_twenty_thousand_models, seed_base
+from browser_helpers import ARTIFACTS, TAB_BUTTON, UsageStatsPage, page_at, place_twenty_thousand_models, seed_base
 from comfyui import ComfyServer, place_file, until
 from playwright.sync_api import expect
 
@@ -69,14 +69,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def ui(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
     dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    stats = UsageStatsPage(page, server.url)
-    stats.native_dialogs = dialogs
-    yield stats
-    context.close()
+    hear_dialogs = lambda page: page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))  # noqa: E731
+    with page_at(browser, server.url, before_load=hear_dialogs) as stats:
+        stats.native_dialogs = dialogs
+        yield stats
 
 
 @pytest.fixture(scope="class")
@@ -105,9 +102,8 @@ def fresh_server(tmp_path_factory):
 
 @pytest.fixture
 def fresh_ui(browser, fresh_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    yield UsageStatsPage(context.new_page(), fresh_server.url)
-    context.close()
+    with page_at(browser, fresh_server.url) as page:
+        yield page
 
 
 class TestUsageStatsTab:

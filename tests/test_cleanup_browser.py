@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from browser_helpers import ARTIFACTS, TIMEOUT_MS, UsageStatsPage, frontend_args, place_twenty_thousand_models, quiet
+from browser_helpers import ARTIFACTS, TIMEOUT_MS, UsageStatsPage, frontend_args, page_at, place_twenty_thousand_models, quiet
 from comfyui import REPO, ComfyServer, until
 from playwright.sync_api import expect
 
@@ -27,9 +27,8 @@ OPEN_WITHIN_MS = 1500
 
 @pytest.fixture
 def ui(browser, sample_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    yield CleanupPage(context.new_page(), sample_server.url)
-    context.close()
+    with page_at(browser, sample_server.url, CleanupPage) as page:
+        yield page
 
 
 class CleanupPage(UsageStatsPage):

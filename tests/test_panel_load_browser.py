@@ -9,7 +9,7 @@ import json
 import pytest
 from urllib.parse import parse_qs, urlsplit
 
-from browser_helpers import TWENTY_THOUSAND_MODELS, UsageStatsPage, frontend_args, place_twenty_thousand_models, seed_base
+from browser_helpers import TWENTY_THOUSAND_MODELS, frontend_args, page_at, place_twenty_thousand_models, seed_base
 from comfyui import ComfyServer, place_file
 from playwright.sync_api import expect
 
@@ -37,13 +37,10 @@ def large_server(tmp_path_factory, frontend):
 
 @pytest.fixture
 def ui(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    stats = UsageStatsPage(page, server.url)
-    stats.requests = []
-    page.on("request", lambda request: "/nodes-stats/" in request.url and stats.requests.append(route_of(request.url)))
-    yield stats
-    context.close()
+    with page_at(browser, server.url) as stats:
+        stats.requests = []
+        stats.page.on("request", lambda request: "/nodes-stats/" in request.url and stats.requests.append(route_of(request.url)))
+        yield stats
 
 
 def past_the_debounce(ui, server) -> None:
@@ -135,13 +132,10 @@ def test_a_closed_panel_fetches_nothing_after_a_prompt(ui, server):
 @pytest.fixture
 def large_ui(browser, large_server):
     """The large install's page, with every /nodes-stats response it receives (to weigh their bodies)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    stats = UsageStatsPage(page, large_server.url)
-    stats.responses = []
-    page.on("response", lambda response: "/nodes-stats/" in response.url and stats.responses.append(response))
-    yield stats
-    context.close()
+    with page_at(browser, large_server.url) as stats:
+        stats.responses = []
+        stats.page.on("response", lambda response: "/nodes-stats/" in response.url and stats.responses.append(response))
+        yield stats
 
 
 def model_reads(ui) -> list[dict[str, list[str]]]:
@@ -215,16 +209,11 @@ def test_a_selection_spans_pages_and_searches_and_the_move_names_exactly_the_tic
 
 
 def test_a_page_load_reads_each_config_once(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
     requests = []
-    page.on("request", lambda request: "/nodes-stats/" in request.url and requests.append(route_of(request.url)))
-    try:
-        ui = UsageStatsPage(page, server.url)  # loads ComfyUI's page: the settings dialog syncs with the server
+    hear = lambda page: page.on("request", lambda r: "/nodes-stats/" in r.url and requests.append(route_of(r.url)))  # noqa: E731
+    with page_at(browser, server.url, before_load=hear) as ui:  # the settings dialog syncs with the server at load
         ui.open()
         server.flush()
         ui.page.evaluate("() => 0")  # the page's requests so far are reported
-        assert requests.count("unload/config") == 1, requests
-        assert requests.count("config") == 2, requests  # the settings' one read, and the panel's header
-    finally:
-        context.close()
+    assert requests.count("unload/config") == 1, requests
+    assert requests.count("config") == 2, requests  # the settings' one read, and the panel's header

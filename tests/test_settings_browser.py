@@ -6,7 +6,7 @@ value named as the dialog names it, and the tiers named by the thresholds in for
 from __future__ import annotations
 
 import pytest
-from browser_helpers import UsageStatsPage
+from browser_helpers import page_at
 from comfyui import until
 from playwright.sync_api import expect
 
@@ -26,11 +26,9 @@ IN_ORDER = [
 
 @pytest.fixture
 def ui(browser, sample_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    stats = UsageStatsPage(context.new_page(), sample_server.url)
-    stats.page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Tracking.Enabled') === true")
-    yield stats
-    context.close()
+    with page_at(browser, sample_server.url) as stats:
+        stats.page.wait_for_function("() => window.app.extensionManager.setting.get('UsageStats.Tracking.Enabled') === true")
+        yield stats
 
 
 @pytest.fixture

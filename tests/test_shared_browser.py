@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from browser_helpers import UsageStatsPage, frontend_args, seed_base
+from browser_helpers import frontend_args, page_at, seed_base
 from comfyui import ComfyServer, until
 from playwright.sync_api import expect
 
@@ -27,9 +27,8 @@ def server(tmp_path_factory, frontend, postgres):
 
 @pytest.fixture
 def ui(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    yield UsageStatsPage(context.new_page(), server.url)
-    context.close()
+    with page_at(browser, server.url) as page:
+        yield page
 
 
 def test_the_panel_says_how_many_machines_report_and_when_the_shared_store_is_unreachable(ui, server, postgres):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_helpers import ARTIFACTS, UsageStatsPage
+from browser_helpers import ARTIFACTS, page_at
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -20,11 +20,9 @@ DEFAULT_WIDTHS = {"pinned": 266, "newest": 311}
 
 @pytest.fixture
 def ui(browser, sample_server):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    stats = UsageStatsPage(context.new_page(), sample_server.url)
-    stats.open()
-    yield stats
-    context.close()
+    with page_at(browser, sample_server.url) as stats:
+        stats.open()
+        yield stats
 
 
 CLIPPED = """(root, selector) => [...root.querySelectorAll(selector)]
