@@ -37,6 +37,11 @@ IDLE_SECONDS = 1.0
 BATCH_WINDOW_SECONDS = 0.05
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
 prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
+HAND_OVER_EVERY = 32
+"""Messages the writer reads between two hand-overs of the interpreter. Reading a prompt is pure Python
+(~30 µs): a batch read in one go would keep ComfyUI's event loop waiting for the GIL until Python forces a
+switch (5 ms); handing over every 32 messages lets a waiting request in within about a millisecond. A queue
+already holding this many messages is a backlog: the writer takes it at once instead of gathering."""
 MAX_BACKOFF_SECONDS = 2.0
 MODEL_VIEW_MAX_AGE_SECONDS = 1.0
 """How old the writer's view of the model folders may get before a batch re-reads them. A prompt naming a
@@ -141,6 +146,7 @@ class Writer:
         clock: Callable[[], float] = time.time,
         queue_size: int = QUEUE_SIZE,
         config: Config | None = None,
+        hand_over: Callable[[], None] = partial(time.sleep, 0),
     ):
         self._open_store = open_store
         self.config = config or Config(CONFIG_FIELDS)
@@ -148,6 +154,9 @@ class Writer:
         self.models = models
         self._clock = clock
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._urgent = threading.Event()  # a task or the stop signal is queued: end the gathering now
+        self._hand_over = hand_over
+        """Gives other threads the interpreter (the GIL) for a moment; tests pass a recorder."""
         self._accepting = True
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -242,6 +251,7 @@ class Writer:
             return future
         try:
             self._queue.put((task, future), timeout=wait_seconds) if wait_seconds else self._queue.put_nowait((task, future))
+            self._urgent.set()
         except queue.Full:
             future.set_exception(WriterBusy("the statistics writer is busy with a burst of prompts; try again in a moment"))
         if self.unavailable:  # the store failed while this was being queued: nothing will ever run it
@@ -259,6 +269,7 @@ class Writer:
         self._accepting = False
         try:
             self._queue.put(_STOP, timeout=timeout)
+            self._urgent.set()
         except queue.Full:
             pass
         self._thread.join(timeout)
@@ -346,9 +357,11 @@ class Writer:
             stop = _STOP in items
             if items:
                 self.models.refresh(max_age=MODEL_VIEW_MAX_AGE_SECONDS)
-            for item in items:
+            for position, item in enumerate(items, 1):
                 if item is not _STOP:
                     backoff = self._handle(store, item, backoff)
+                if position % HAND_OVER_EVERY == 0:
+                    self._hand_over()
             self._note_listing_changes(store)  # the view may have changed inside models_in
             backoff = self._write(store, backoff)
             if stop:
@@ -423,19 +436,22 @@ class Writer:
     def _take(self, timeout: float) -> list:
         """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
 
-        A task (flush, reset) or the stop signal ends the gathering at once, so nothing waits on the window.
-        (Sleeping through the window instead cut wake-ups but capped ingest at one batch per window and
-        made bursts worse, by handing the writer bigger batches to hold the GIL for.)
+        The writer waits out the window on `_urgent`, not on the queue: a prompt put meanwhile does not wake
+        it (waking once per prompt took the GIL from the event loop in the middle of the very request that
+        queued it), while a task (flush, reset) or the stop signal ends the gathering at once. A backlog is
+        taken without waiting, so ingest is never capped at one batch per window; the hand-overs between
+        chunks (HAND_OVER_EVERY) keep a big batch from holding the GIL.
         """
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return []
-        deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+        if not _is_urgent(items[0]) and self._queue.qsize() < HAND_OVER_EVERY:
+            self._urgent.wait(BATCH_WINDOW_SECONDS)
+        self._urgent.clear()  # before draining: a task queued after this point sets it again for the next batch
         while len(items) < QUEUE_SIZE and not _is_urgent(items[-1]):
-            remaining = deadline - time.monotonic()
             try:
-                items.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return items

@@ -443,6 +443,7 @@ def bench_post_overhead(quick: bool, workdir: Path) -> None:
         run_posts(server, "accepted", flood, 16, 900_000)
         last_answer = time.perf_counter()
         while server.get("/nodes-stats/status")["prompts_recorded"] < recorded0 + flood:
+            assert time.perf_counter() - last_answer < 60, "the flood was not on disk within a minute"
             time.sleep(0.005)
         row("3 ingest", f"{flood:,}-prompt flood (16 clients): last POST answered → all on disk",
             ms(time.perf_counter() - last_answer), "≤ 1 s")
