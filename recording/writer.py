@@ -36,12 +36,16 @@ PENDING_LIMIT = 100_000
 IDLE_SECONDS = 1.0
 BATCH_WINDOW_SECONDS = 0.05
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
-prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
+prompts arrive one by one (each transaction costs the event loop GIL time). While prompts keep coming the
+writer gathers window after window, so a burst is written once it is over, not while its requests wait."""
+MAX_GATHER_SECONDS = 0.5
+"""The longest the writer gathers while prompts keep coming: under a steady stream they are this much later on disk."""
+FULL_BATCH = QUEUE_SIZE // 2
+"""Messages that make a batch worth writing at once, however fast more arrive (a backlog or a flood)."""
 HAND_OVER_EVERY = 32
 """Messages the writer reads between two hand-overs of the interpreter. Reading a prompt is pure Python
 (~30 µs): a batch read in one go would keep ComfyUI's event loop waiting for the GIL until Python forces a
-switch (5 ms); handing over every 32 messages lets a waiting request in within about a millisecond. A queue
-already holding this many messages is a backlog: the writer takes it at once instead of gathering."""
+switch (5 ms); handing over every 32 messages lets a waiting request in within about a millisecond."""
 MAX_BACKOFF_SECONDS = 2.0
 MODEL_VIEW_MAX_AGE_SECONDS = 1.0
 """How old the writer's view of the model folders may get before a batch re-reads them. A prompt naming a
@@ -434,20 +438,19 @@ class Writer:
         self._next_prune = 0.0
 
     def _take(self, timeout: float) -> list:
-        """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
+        """Wait for one item, then gather: prompts arriving one by one, or in a burst, become one batch.
 
-        The writer waits out the window on `_urgent`, not on the queue: a prompt put meanwhile does not wake
-        it (waking once per prompt took the GIL from the event loop in the middle of the very request that
-        queued it), while a task (flush, reset) or the stop signal ends the gathering at once. A backlog is
-        taken without waiting, so ingest is never capped at one batch per window; the hand-overs between
-        chunks (HAND_OVER_EVERY) keep a big batch from holding the GIL.
+        The writer gathers until a window (BATCH_WINDOW_SECONDS) brings nothing new, MAX_GATHER_SECONDS pass
+        or FULL_BATCH messages wait. It waits on `_urgent`, not on the queue: a prompt put meanwhile does not
+        wake it (waking once per prompt took the GIL from the event loop in the middle of the very request
+        that queued it), while a task (flush, reset) or the stop signal ends the gathering at once.
         """
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return []
-        if not _is_urgent(items[0]) and self._queue.qsize() < HAND_OVER_EVERY:
-            self._urgent.wait(BATCH_WINDOW_SECONDS)
+        if not _is_urgent(items[0]):
+            self._gather()
         self._urgent.clear()  # before draining: a task queued after this point sets it again for the next batch
         while len(items) < QUEUE_SIZE and not _is_urgent(items[-1]):
             try:
@@ -455,6 +458,18 @@ class Writer:
             except queue.Empty:
                 break
         return items
+
+    def _gather(self) -> None:
+        """Let the queue fill while prompts keep coming (see `_take`)."""
+        deadline = time.monotonic() + MAX_GATHER_SECONDS
+        seen = -1
+        while True:
+            waiting = self._queue.qsize()
+            if waiting == seen or waiting >= FULL_BATCH or time.monotonic() >= deadline:
+                return
+            seen = waiting
+            if self._urgent.wait(BATCH_WINDOW_SECONDS):
+                return
 
     def _write(self, store: UsageStore, backoff: float) -> float:
         """Store the pending prompts, then the outcomes now matched to a written prompt; returns the next backoff.
