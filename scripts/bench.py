@@ -337,6 +337,13 @@ def threads_of(server: ComfyServer) -> int:
     return len(os.listdir(f"/proc/{server.process.pid}/task"))
 
 
+def cpu_seconds(server: ComfyServer) -> float:
+    """CPU time the server process used so far, every thread (user + system, /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{server.process.pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_real_server(base: Path, with_extension: bool) -> ComfyServer:
     server = ComfyServer(base)
     place_file(server.models / "checkpoints" / "bench.safetensors")
@@ -375,13 +382,16 @@ def settle(server: ComfyServer) -> None:
 def bench_post_overhead(quick: bool, workdir: Path) -> None:
     """POST /prompt with the extension against without, on two real servers, robust to a shared machine.
 
-    Rounds of short turns: a few sequential POSTs to one server, then the same to the other, which one goes
-    first alternating turn by turn; then one burst to each, in alternating order. Each server's queue is
-    empty before its turn, so no turn pays for prompts queued by the one before. Each round gives one ratio
-    with/without (of the sequential median, the burst median and the burst p95); the figure is the median of
-    those ratios, so a round disturbed by other jobs moves it little, and their interquartile range says
-    how much the rounds disagreed.
+    For each kind of prompt, rounds of short turns: a few sequential POSTs to one server, then the same to
+    the other, which one goes first alternating turn by turn; then one burst to each, in alternating order.
+    Each server's queue is empty before its turn, so no turn pays for prompts queued by the one before. Each
+    round gives one ratio with/without (of the sequential median, the burst median and the burst p95); the
+    figure is the median of those ratios, so a round disturbed by other jobs moves it little, and their
+    interquartile range says how much the rounds disagreed. The CPU time each server used over a kind's
+    rounds, per POST, is our share without the scheduling noise of a busy machine.
     """
+    from usage_stats.recording.writer import MAX_GATHER_SECONDS
+
     rounds = 8 if quick else 24
     turns, per_turn, burst, clients = (4, 5, 48, 16) if quick else (6, 5, 64, 16)
     sequential = turns * per_turn
@@ -396,9 +406,11 @@ def bench_post_overhead(quick: bool, workdir: Path) -> None:
         threads_before = {name: threads_of(s) for name, s in servers.items()}
         samples = {(name, kind, mode): [] for name in servers for kind in POST_KINDS for mode in ("seq", "burst")}
         ratios = {(kind, figure): [] for kind in POST_KINDS for figure in ("seq median", "burst median", "burst p95")}
+        cpu: dict[tuple[str, str], float] = {}  # (server, kind) -> CPU seconds per POST
         seed = 0
-        for r in range(rounds):
-            for kind in POST_KINDS:
+        for kind in POST_KINDS:
+            cpu_before = {name: cpu_seconds(s) for name, s in servers.items()}
+            for r in range(rounds):
                 seq: dict[str, list[float]] = {"with": [], "without": []}
                 for turn in range(turns):
                     for name in ("with", "without") if (r + turn) % 2 == 0 else ("without", "with"):
@@ -417,6 +429,11 @@ def bench_post_overhead(quick: bool, workdir: Path) -> None:
                                   "burst p95": pct(flood[name], 95)} for name in servers}
                 for figure in figures["with"]:
                     ratios[(kind, figure)].append(figures["with"][figure] / figures["without"][figure])
+            for server in servers.values():
+                settle(server)
+            time.sleep(2 * MAX_GATHER_SECONDS)  # the writer may still be gathering the last prompts: let it write them
+            for name, server in servers.items():
+                cpu[(name, kind)] = (cpu_seconds(server) - cpu_before[name]) / (sequential + burst) / rounds
         threads_after = {name: threads_of(s) for name, s in servers.items()}
         for kind in POST_KINDS:
             for mode, figure, label, target in (
@@ -432,6 +449,9 @@ def bench_post_overhead(quick: bool, workdir: Path) -> None:
                     f"{ratio_text(statistics.median(ratios[(kind, figure)]))} (median of per-round ratios; "
                     f"IQR {ratio_text(quartiles[0])} … {ratio_text(quartiles[2])}); all samples "
                     f"{ms(of(w))} / {ms(of(wo))}", target)
+            row("2 POST /prompt", f"{kind} prompts: server CPU per POST, all threads: with / without extension",
+                f"{cpu[('with', kind)] * 1e6:,.0f} µs / {cpu[('without', kind)] * 1e6:,.0f} µs "
+                f"({(cpu[('with', kind)] - cpu[('without', kind)]) * 1e6:+,.0f} µs)", "(our share; less noisy than latency)")
         row("2 POST /prompt", "threads in ComfyUI after the bursts: with / without",
             f"{threads_after['with']} / {threads_after['without']} (before: {threads_before['with']} / "
             f"{threads_before['without']})", "+1 (the writer)")
