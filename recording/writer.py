@@ -38,8 +38,9 @@ BATCH_WINDOW_SECONDS = 0.05
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
 prompts arrive one by one (each transaction costs the event loop GIL time). While prompts keep coming the
 writer gathers window after window, so a burst is written once it is over, not while its requests wait."""
-MAX_GATHER_SECONDS = 0.5
-"""The longest the writer gathers while prompts keep coming: under a steady stream they are this much later on disk."""
+MAX_GATHER_SECONDS = 0.25
+"""The longest the writer gathers while messages keep coming (prompts, and the outcomes of a long queue as it
+runs): under a steady stream prompts reach the disk this much later, a burst of ~100 requests is over by then."""
 FULL_BATCH = QUEUE_SIZE // 2
 """Messages that make a batch worth writing at once, however fast more arrive (a backlog or a flood)."""
 HAND_OVER_EVERY = 32
