@@ -36,7 +36,17 @@ PENDING_LIMIT = 100_000
 IDLE_SECONDS = 1.0
 BATCH_WINDOW_SECONDS = 0.05
 """How long the writer gathers prompts into one batch: one transaction per burst, not per prompt, while
-prompts arrive one by one (each transaction costs the event loop GIL time); at most this much later on disk."""
+prompts arrive one by one (each transaction costs the event loop GIL time). While prompts keep coming the
+writer gathers window after window, so a burst is written once it is over, not while its requests wait."""
+MAX_GATHER_SECONDS = 0.25
+"""The longest the writer gathers while messages keep coming (prompts, and the outcomes of a long queue as it
+runs): under a steady stream prompts reach the disk this much later, a burst of ~100 requests is over by then."""
+FULL_BATCH = QUEUE_SIZE // 2
+"""Messages that make a batch worth writing at once, however fast more arrive (a backlog or a flood)."""
+HAND_OVER_EVERY = 32
+"""Messages the writer reads between two hand-overs of the interpreter. Reading a prompt is pure Python
+(~30 µs): a batch read in one go would keep ComfyUI's event loop waiting for the GIL until Python forces a
+switch (5 ms); handing over every 32 messages lets a waiting request in within about a millisecond."""
 MAX_BACKOFF_SECONDS = 2.0
 MODEL_VIEW_MAX_AGE_SECONDS = 1.0
 """How old the writer's view of the model folders may get before a batch re-reads them. A prompt naming a
@@ -144,6 +154,7 @@ class Writer:
         clock: Callable[[], float] = time.time,
         queue_size: int = QUEUE_SIZE,
         config: Config | None = None,
+        hand_over: Callable[[], None] = partial(time.sleep, 0),
     ):
         self._open_store = open_store
         self.config = config or Config(CONFIG_FIELDS)
@@ -151,6 +162,9 @@ class Writer:
         self.models = models
         self._clock = clock
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._urgent = threading.Event()  # a task or the stop signal is queued: end the gathering now
+        self._hand_over = hand_over
+        """Gives other threads the interpreter (the GIL) for a moment; tests pass a recorder."""
         self._accepting = True
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -245,6 +259,7 @@ class Writer:
             return future
         try:
             self._queue.put((task, future), timeout=wait_seconds) if wait_seconds else self._queue.put_nowait((task, future))
+            self._urgent.set()
         except queue.Full:
             future.set_exception(WriterBusy("the statistics writer is busy with a burst of prompts; try again in a moment"))
         if self.unavailable:  # the store failed while this was being queued: nothing will ever run it
@@ -262,6 +277,7 @@ class Writer:
         self._accepting = False
         try:
             self._queue.put(_STOP, timeout=timeout)
+            self._urgent.set()
         except queue.Full:
             pass
         self._thread.join(timeout)
@@ -349,9 +365,11 @@ class Writer:
             stop = _STOP in items
             if items:
                 self.models.refresh(max_age=MODEL_VIEW_MAX_AGE_SECONDS)
-            for item in items:
+            for position, item in enumerate(items, 1):
                 if item is not _STOP:
                     backoff = self._handle(store, item, backoff)
+                if position % HAND_OVER_EVERY == 0:
+                    self._hand_over()
             self._note_listing_changes(store)  # the view may have changed inside models_in
             backoff = self._write(store, backoff)
             if stop:
@@ -424,24 +442,38 @@ class Writer:
         self._next_prune = 0.0
 
     def _take(self, timeout: float) -> list:
-        """Wait for one item, then gather for up to BATCH_WINDOW_SECONDS: prompts arriving one by one become one batch.
+        """Wait for one item, then gather: prompts arriving one by one, or in a burst, become one batch.
 
-        A task (flush, reset) or the stop signal ends the gathering at once, so nothing waits on the window.
-        (Sleeping through the window instead cut wake-ups but capped ingest at one batch per window and
-        made bursts worse, by handing the writer bigger batches to hold the GIL for.)
+        The writer gathers until a window (BATCH_WINDOW_SECONDS) brings nothing new, MAX_GATHER_SECONDS pass
+        or FULL_BATCH messages wait. It waits on `_urgent`, not on the queue: a prompt put meanwhile does not
+        wake it (waking once per prompt took the GIL from the event loop in the middle of the very request
+        that queued it), while a task (flush, reset) or the stop signal ends the gathering at once.
         """
         try:
             items = [self._queue.get(timeout=timeout)]
         except queue.Empty:
             return []
-        deadline = time.monotonic() + BATCH_WINDOW_SECONDS
+        if not _is_urgent(items[0]):
+            self._gather()
+        self._urgent.clear()  # before draining: a task queued after this point sets it again for the next batch
         while len(items) < QUEUE_SIZE and not _is_urgent(items[-1]):
-            remaining = deadline - time.monotonic()
             try:
-                items.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
+                items.append(self._queue.get_nowait())
             except queue.Empty:
                 break
         return items
+
+    def _gather(self) -> None:
+        """Let the queue fill while prompts keep coming (see `_take`)."""
+        deadline = time.monotonic() + MAX_GATHER_SECONDS
+        seen = -1
+        while True:
+            waiting = self._queue.qsize()
+            if waiting == seen or waiting >= FULL_BATCH or time.monotonic() >= deadline:
+                return
+            seen = waiting
+            if self._urgent.wait(BATCH_WINDOW_SECONDS):
+                return
 
     def _write(self, store: UsageStore, backoff: float) -> float:
         """Store the pending prompts, then the outcomes now matched to a written prompt; returns the next backoff.

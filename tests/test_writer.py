@@ -13,7 +13,7 @@ import pytest
 from comfyui import place_file, until
 from usage_stats.domain.values import DAY
 from usage_stats.mapper import ModelMapper, PackageMapper
-from usage_stats.recording.writer import Finished, Submission, Writer, current_submission
+from usage_stats.recording.writer import HAND_OVER_EVERY, Finished, Submission, Writer, current_submission
 from usage_stats.tracker import UsageStore
 
 
@@ -194,6 +194,31 @@ def test_a_prompt_sqlite_rejects_costs_only_itself(fake_comfy):
         assert w._thread.is_alive()
     finally:
         w.stop()
+
+
+def test_a_big_batch_is_read_in_chunks_with_the_interpreter_handed_over_between_them(fake_comfy):
+    """ComfyUI's event loop waits for the GIL while the writer reads prompts: it gets it between short chunks."""
+    path = str(fake_comfy.base / "usage_stats.db")
+    read_so_far: list[int] = []
+    w = Writer(lambda: UsageStore(path), PackageMapper("x"), ModelMapper(), hand_over=lambda: read_so_far.append(len(w._pending)))
+    for _ in range(100):  # queued before the thread starts: one batch of 100
+        w.on_prompt(prompt_using())
+    w.start()
+    try:
+        w.flush()
+        assert read_so_far == [HAND_OVER_EVERY, 2 * HAND_OVER_EVERY, 3 * HAND_OVER_EVERY]
+        assert w.store.prompt_count() == 100 and w.dropped == 0
+    finally:
+        w.stop()
+
+
+def test_a_flush_ends_the_gathering_of_a_batch_at_once(writer, monkeypatch):
+    """Prompts do not wake the writer while it gathers a batch, but a task (flush, reset, stop) does."""
+    monkeypatch.setattr("usage_stats.recording.writer.BATCH_WINDOW_SECONDS", 60)
+    writer.on_prompt(prompt_using())
+    writer.on_prompt(prompt_using())
+    writer.flush(timeout=5)  # would time out if it waited for the 60 s window
+    assert writer.store.prompt_count() == 2
 
 
 def test_importing_the_entry_point_as_a_lone_module_does_not_raise(monkeypatch, caplog):
