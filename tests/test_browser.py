@@ -307,10 +307,15 @@ def large_install(tmp_path_factory):
         yield running
 
 
+OPEN_WITHIN_MS = 300
+"""The README's figure: 20,000 models open in well under 300 ms."""
+
+
 class TestTwentyThousandModels:
-    def test_models_tab_opens_with_a_bounded_number_of_rows(self, browser, large_install):
-        """Windowing is what keeps the tab fast; coming back to it (from the cache) shows rows in the next frame.
-        The time it takes is printed (a figure, not a flaky assert)."""
+    @pytest.mark.timed
+    def test_models_tab_opens_with_a_bounded_number_of_rows_within_the_readme_figure(self, browser, large_install):
+        """Windowing is what keeps the tab fast; coming back to it (from the cache) shows rows in the next frame,
+        within the README's figure (a timed test: scripts/test runs it alone)."""
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         ui = UsageStatsPage(context.new_page(), large_install.url)
         ui.open()
@@ -331,6 +336,7 @@ class TestTwentyThousandModels:
         (ARTIFACTS / "twenty-thousand-models.json").write_text(json.dumps(timing))
         assert timing["visible"]
         assert timing["rows"] <= 500
+        assert timing["ms"] < OPEN_WITHIN_MS
         expect(ui.badge("unused_new").locator(".usage-stats-badge-count")).to_have_text("20,000")
         reload_ms = ui.page.evaluate("""() => new Promise((resolve) => {
             const panel = document.querySelector("[data-testid='usage-stats-panel']");
