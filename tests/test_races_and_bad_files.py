@@ -172,7 +172,10 @@ def test_a_reset_during_a_burst_of_prompts_never_leaves_more_successes_than_prom
     finally:
         for thread in threads:
             thread.join(120)
-    assert sent == [200] * burst
+    after = 20  # the writer may hold the whole burst when the reset comes (it forgets it): some come after, surely
+    for number in range(after):
+        sent.append(server.queue_prompt(wait_prompt(0.06 + number / 10_000))[0])
+    assert sent == [200] * (burst + after)
     until(lambda: not (q := server.get("/queue"))["queue_running"] and not q["queue_pending"], 120, "the queue drained")
 
     def settled():  # every prompt recorded after the reset succeeded: its outcome follows it, and nothing else
@@ -180,7 +183,7 @@ def test_a_reset_during_a_burst_of_prompts_never_leaves_more_successes_than_prom
         return summary if 0 < summary["prompts"] == summary["successes"] else None
 
     summary = until(settled, 30, "successes equal to prompts after the reset", server)
-    assert summary["prompts"] < burst
+    assert summary["prompts"] < burst + after
     for day in summary["per_day"]:
         assert day["successes"] <= day["prompts"], day
     for node in server.get("/nodes-stats/usage"):
