@@ -75,8 +75,11 @@ class UsageStore:
         """
         uses = list(uses)
         batch = BatchCounts(uses)
-        nodes, models = batch.usage("node"), batch.usage("model")
         log_rows = json.dumps([[u.ts, u.user, "queued" if u.accepted else "rejected"] for u in uses])
+        node_rows = [(ct, batch.packages[ct], *entry) for ct, entry in batch.usage("node").items()]
+        model_rows = [(*item.split("/", 1), *entry) for item, entry in batch.usage("model").items()]
+        daily_rows = batch.daily_rows()
+        referenced_rows = [(t, n, *entry) for (t, n), entry in batch.referenced.items()]
         with atomic(self._db) as db:
             # One statement for the whole batch: executemany would release and retake the GIL once per row.
             db.execute(
@@ -93,7 +96,7 @@ class UsageStore:
                        count = count + excluded.count, package = excluded.package,
                        first_seen = MIN(first_seen, excluded.first_seen),
                        last_seen = MAX(last_seen, excluded.last_seen)""",
-                [(ct, batch.packages[ct], *entry) for ct, entry in nodes.items()],
+                node_rows,
             )
             db.executemany(
                 """INSERT INTO model_usage (model_type, model_name, count, first_seen, last_seen, in_prompt)
@@ -102,13 +105,14 @@ class UsageStore:
                        count = count + excluded.count, in_prompt = in_prompt + excluded.count,
                        first_seen = MIN(first_seen, excluded.first_seen),
                        last_seen = MAX(last_seen, excluded.last_seen)""",
-                [(*item.split("/", 1), *entry) for item, entry in models.items()],
+                model_rows,
             )
-            db.executemany(DAILY_UPSERT, batch.daily_rows())
-            if batch.referenced:
-                db.executemany(REFERENCE_UPSERT, [(t, n, *entry) for (t, n), entry in batch.referenced.items()])
+            db.executemany(DAILY_UPSERT, daily_rows)
+            db.executemany(REFERENCE_UPSERT, referenced_rows)
             row_ids = list(range(last_id - len(uses) + 1, last_id + 1))
-            self._owe(db, outbox.RECORD, lambda: outbox.record_body(row_ids[0] if row_ids else 0, log_rows, batch))
+            self._owe(db, outbox.RECORD, lambda: outbox.record_body(
+                row_ids[0] if row_ids else 0, log_rows, node_rows, model_rows, daily_rows, referenced_rows
+            ))
         self.version += 1
         return row_ids
 
@@ -245,7 +249,7 @@ class UsageStore:
         """Tell the shared store of a file action taken here (nothing without one): on a shared volume, every
         machine's users should see who moved what (writer thread)."""
         with atomic(self._db) as db:
-            self._owe(db, outbox.ACTION, lambda: json.dumps([at, action, target, by]))
+            self._owe(db, outbox.ACTION, lambda: outbox.action_body(at, action, target, by))
 
     def owed(self, limit: int) -> list[tuple[int, str, str]]:
         """The oldest `limit` outbox rows (seq, op, body), in order (any thread)."""

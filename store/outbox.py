@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 
 from ..domain.values import Outcome, PromptUse
-from .rows import BatchCounts
 
 RECORD, OUTCOMES, INSTALLED, LOAD, RESET = "record", "outcomes", "installed", "load", "reset"
 ACTION = "action"
@@ -47,15 +46,10 @@ def _keys(pairs: list) -> frozenset[tuple[str, str]]:
     return frozenset((t, n) for t, n in pairs)
 
 
-def record_body(first_id: int, log_rows: str, batch: BatchCounts) -> str:
+def record_body(first_id: int, log_rows: str, nodes: list, models: list, daily: list, referenced: list) -> str:
     """A batch of prompts as the local store wrote it: its prompt-log rows (already JSON, from the first id
-    on) and the batch's sums per item, so owing costs a few dumps, not a walk of every prompt again."""
-    sums = json.dumps({
-        "nodes": [[ct, batch.packages[ct], *entry] for ct, entry in batch.usage("node").items()],
-        "models": [[*item.split("/", 1), *entry] for item, entry in batch.usage("model").items()],
-        "daily": batch.daily_rows(),
-        "referenced": [[t, n, *entry] for (t, n), entry in batch.referenced.items()],
-    })
+    on) and the rows of sums it upserted, so owing costs a few dumps, not a walk of every prompt again."""
+    sums = json.dumps({"nodes": nodes, "models": models, "daily": daily, "referenced": referenced})
     return f'{{"first_id": {first_id}, "log": {log_rows}, {sums[1:]}'
 
 
@@ -76,3 +70,7 @@ def installed_body(at: int, packages: list[str], models: list[tuple[str, str]]) 
 
 def load_body(model_type: str, model_name: str, ms: int, at: int) -> str:
     return json.dumps([model_type, model_name, ms, at])
+
+
+def action_body(at: int, action: str, target: str, by: str) -> str:
+    return json.dumps([at, action, target, by])
