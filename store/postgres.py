@@ -201,10 +201,6 @@ class FleetStore:
             db.execute("UPDATE machines SET last_seq = %s, applied = applied + %s WHERE id = %s", (last, applied, machine))
         return last
 
-    def last_delivered(self, machine: str) -> int:
-        row = self._connection().execute("SELECT last_seq FROM machines WHERE id = %s", (machine,)).fetchone()
-        return row[0] if row else 0
-
     # ---- reads (any thread), every machine summed
 
     @property
