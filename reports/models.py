@@ -19,16 +19,19 @@ def model_report(
     view: View = EVERYTHING,
     totals: dict[str, Totals] | None = None,
     evidence: Mapping[tuple[str, str], Evidence] | None = None,
+    twins: Mapping[tuple[str, str], set[tuple[str, str]]] | None = None,
 ) -> list[dict]:
     """Per model type, every installed model and every used one, classified; types in name order.
 
-    `same_file` maps (type, name) to the real path of the file, for folder types that share a directory:
-    the same file listed under two types is used when either name is, so neither looks removable.
+    `same_file` maps (type, name) to the file it is (its real path, its inode), for names of one file: the
+    same file listed under two names is used when either name is, so neither looks removable. `twins` maps
+    (type, name) to names other machines of a shared store list the same content under (content_twins):
+    on a shared volume they are one file, so they share their use the same way.
     Counts follow `view` (with the models' daily `totals`, keyed by model_key); tiers never do.
     `evidence` maps (type, name) to a further cap and its reasons (kept, used by saved workflows).
     """
     usage = {(t, n): (count, first, last) for t, n, count, first, last in model_rows}
-    _share_usage_between_names(usage, same_file or {})
+    borrowed = _share_usage_between_names(usage, _other_names(same_file or {}, twins or {}))
     keys = {(t, n) for t, names in installed.items() for n in names} | set(usage)
     installed_keys = {(t, n) for t, names in installed.items() for n in names}
     by_type: dict[str, list[dict]] = {}
@@ -37,6 +40,8 @@ def model_report(
         is_installed = (model_type, name) in installed_keys
         implicit = (("unused_new", [IMPLICIT_USE[model_type]]) if model_type in IMPLICIT_USE and is_installed else (None, []))
         cap, reasons = merge_evidence(implicit, (evidence or {}).get((model_type, name)) if is_installed else None)
+        if (model_type, name) in borrowed:
+            reasons = [*reasons, _used_as(borrowed[(model_type, name)], (twins or {}).get((model_type, name), ()))]
         status = classify(
             last, first_installed.get((model_type, name), now), now, installed=is_installed, cap=cap, thresholds=thresholds
         )
@@ -55,14 +60,32 @@ def model_report(
     ]
 
 
-def _share_usage_between_names(usage: dict, same_file: dict[tuple[str, str], str]) -> None:
-    """Give every name of one physical file the most recent usage recorded under any of its names."""
-    names_by_file: dict[str, list[tuple[str, str]]] = {}
-    for key, real_path in same_file.items():
-        names_by_file.setdefault(real_path, []).append(key)
-    for names in names_by_file.values():
-        recorded = [usage[k] for k in names if k in usage]
-        if recorded:
-            latest = max(recorded, key=lambda u: u[2])
-            for key in names:
-                usage.setdefault(key, latest)
+def _other_names(same_file: dict[tuple[str, str], str], twins: Mapping) -> dict[tuple[str, str], set]:
+    """(type, name) -> every other name of the same file: by its identity on this machine, or by content."""
+    names_by_file: dict[str, set[tuple[str, str]]] = {}
+    for key, identity in same_file.items():
+        names_by_file.setdefault(identity, set()).add(key)
+    others = {key: names_by_file[identity] - {key} for key, identity in same_file.items()}
+    for key, names in twins.items():
+        others[key] = others.get(key, set()) | names
+    return others
+
+
+def _share_usage_between_names(usage: dict, others: dict[tuple[str, str], set]) -> dict:
+    """Give every name of one file the most recent use recorded under any of its names (its own count and
+    first use stay its own). Returns (type, name) -> the other name whose use it now shows."""
+    borrowed = {}
+    for key, names in others.items():
+        latest = max((name for name in names if name in usage), key=lambda name: usage[name][2], default=None)
+        if latest is not None and (key not in usage or usage[key][2] < usage[latest][2]):
+            borrowed[key] = latest
+    for key, latest in borrowed.items():
+        count, first, _ = usage.get(key, usage[latest])
+        usage[key] = (count, first, usage[latest][2])
+    return borrowed
+
+
+def _used_as(other: tuple[str, str], twins) -> str:
+    """Why a name counts as used although it never was under this name."""
+    how = "the same content on another machine" if other in twins else "the same file"
+    return f"last used as {other[0]}/{other[1]}, {how}"

@@ -195,6 +195,17 @@ def test_the_same_file_under_two_types_is_used_when_either_name_is():
     assert {m["status"] for s in report for m in s["models"]} == {"used"}
 
 
+def test_a_name_used_long_ago_is_used_while_another_name_of_its_file_was_used_since():
+    rows = [("checkpoints", "m.safetensors", 1, NOW - DAY, NOW - DAY),
+            ("ipadapter", "m.safetensors", 4, NOW - 300 * DAY, NOW - 200 * DAY)]
+    installed = {"checkpoints": ["m.safetensors"], "ipadapter": ["m.safetensors"]}
+    same = {key: "/models/m.safetensors" for key in (("checkpoints", "m.safetensors"), ("ipadapter", "m.safetensors"))}
+    report = model_report(rows, installed, {}, NOW, same_file=same)
+    ipadapter = next(s for s in report if s["model_type"] == "ipadapter")["models"][0]
+    assert ipadapter["status"] == "used" and ipadapter["count"] == 4
+    assert "last used as checkpoints/m.safetensors, the same file" in ipadapter["reasons"]
+
+
 def test_preview_decoders_are_never_suggested_for_removal():
     report = model_report([], {"vae_approx": ["taesd_decoder.pth"]}, {("vae_approx", "taesd_decoder.pth"): NOW - 400 * DAY}, NOW)
     (model,) = report[0]["models"]
