@@ -471,13 +471,24 @@ class UsageStore:
                                     UNION ALL SELECT MIN(first_installed) FROM model_inventory)"""
         ).fetchone()[0]
 
-    def save_hashes(self, rows: Iterable[tuple[tuple[int, int, int, int], str]]) -> None:
-        """Remember content hashes by (device, inode, size, mtime); a newer stamp of one inode replaces the old."""
+    def save_hashes(self, hashes: Iterable[tuple[tuple[int, int, int, int], str]],
+                    names: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Remember content hashes by (device, inode, size, mtime), where a newer stamp of one inode replaces
+        the old, and by listed name (type, name, digest): what a shared store is owed, only what changed."""
         with atomic(self._db) as db:
             db.executemany(
                 "INSERT OR REPLACE INTO hash_cache (device, inode, size, mtime_ns, digest) VALUES (?, ?, ?, ?, ?)",
-                [(*map(int64, stamp), digest) for stamp, digest in rows],
+                [(*map(int64, stamp), digest) for stamp, digest in hashes],
             )
+            changed = [
+                (t, n, digest) for t, n, digest in ((storable(t), storable(n), d) for t, n, d in names)
+                if db.execute("""INSERT INTO model_digests (model_type, model_name, digest) VALUES (?, ?, ?)
+                                 ON CONFLICT (model_type, model_name) DO UPDATE SET digest = excluded.digest
+                                 WHERE digest != excluded.digest""",
+                              (t, n, digest)).rowcount
+            ]
+            if changed:
+                self._owe(db, outbox.DIGESTS, lambda: json.dumps(changed))
 
     def cached_hashes(self) -> dict[tuple[int, int, int, int], str]:
         rows = self._reader().execute("SELECT device, inode, size, mtime_ns, digest FROM hash_cache")

@@ -135,7 +135,8 @@ class DecisionsApi:
         def work(progress):
             return duplicates.find_duplicates(
                 self.app.models.installed(), model_path, store.cached_hashes(),
-                lambda rows: writer.submit(lambda s: s.save_hashes(rows), wait_seconds=60), progress,
+                lambda hashes, names: writer.submit(lambda s: s.save_hashes(hashes, names), wait_seconds=60),
+                progress, every_file=self.app.shared is not None,
             )
 
         if not self.duplicates_job.start(work):

@@ -29,8 +29,10 @@ def size_groups(
     installed: dict[str, list[str]],
     full_path: Callable[[str, str], str | None],
     skip: Callable[[str, str], None],
+    every_file: bool = False,
 ) -> dict[int, dict]:
-    """size -> {stamp: (path, [(type, name), ...])} for sizes that two or more distinct files share.
+    """size -> {stamp: (path, [(type, name), ...])} for sizes that two or more distinct files share (with
+    `every_file`, for every size).
 
     Every name of one file (hard links, symlinks, shared folders) sits under that file's one stamp. A name
     that is not a regular file (a FIFO, a socket, a device) is passed to `skip` with the reason.
@@ -51,7 +53,7 @@ def size_groups(
             stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             files = by_size.setdefault(st.st_size, {})
             files.setdefault(stamp, (os.path.realpath(path), []))[1].append((model_type, name))
-    return {size: files for size, files in by_size.items() if len(files) > 1}
+    return {size: files for size, files in by_size.items() if every_file or len(files) > 1}
 
 
 def hash_file(path: str, progress: Progress) -> str:
@@ -81,15 +83,22 @@ def find_duplicates(
     installed: dict[str, list[str]],
     full_path: Callable[[str, str], str | None],
     cached: dict[Stamp, str],
-    save: Callable[[list[tuple[Stamp, str]]], None],
+    save: Callable[[list[tuple[Stamp, str]], list[tuple[str, str, str]]], None],
     progress: Progress,
+    every_file: bool = False,
 ) -> dict:
-    """Groups of files with the same content, largest waste first; hashes only what the cache lacks."""
-    groups = size_groups(installed, full_path, progress.skip)
+    """Groups of files with the same content, largest waste first; hashes only what the cache lacks.
+
+    `save(hashes, names)` keeps the new hashes by stamp and every hashed name's (type, name, digest).
+    `every_file` hashes files of a size no other file has too: with a shared store, a machine that lists
+    a file under another name (another mount point, another layout) can then know it is the same file.
+    """
+    groups = size_groups(installed, full_path, progress.skip, every_file)
     progress.unit = "bytes"
     progress.total = sum(size * len(files) for size, files in groups.items())
     by_content: dict[tuple[int, str], list] = {}
     fresh: list[tuple[Stamp, str]] = []
+    named: list[tuple[str, str, str]] = []
     hashed = 0
     try:
         for size, files in sorted(groups.items()):
@@ -101,15 +110,16 @@ def find_duplicates(
                         continue  # vanished, unreadable or not a regular file: not known to duplicate anything
                     hashed += 1
                     fresh.append((stamp, digest))
-                    if len(fresh) >= SAVE_EVERY:
-                        save(fresh)
-                        fresh = []
                 else:
                     progress.step(size)
+                named.extend((t, n, digest) for t, n in names)
                 by_content.setdefault((size, digest), []).append(names)
+                if len(fresh) >= SAVE_EVERY:
+                    save(fresh, named)
+                    fresh, named = [], []
     finally:  # a cancelled or failed search keeps every hash it finished
-        if fresh:
-            save(fresh)
+        if fresh or named:
+            save(fresh, named)
     duplicates = [
         {
             "size": size,

@@ -16,6 +16,8 @@ import json
 from ..domain.values import Outcome, PromptUse
 
 RECORD, OUTCOMES, INSTALLED, LOAD, RESET = "record", "outcomes", "installed", "load", "reset"
+DIGESTS = "digests"
+"""Content hashes of listed model names (type, name, digest): one file under two names on two machines."""
 ACTION = "action"
 """A file action (quarantine, restore, delete) taken on this machine: on a shared volume it is everyone's."""
 SNAPSHOT = "snapshot"
@@ -29,6 +31,7 @@ SNAPSHOT_TABLES = {
     "package_inventory": "package, first_installed",
     "model_inventory": "model_type, model_name, first_installed",
     "model_loads": "model_type, model_name, load_count, total_ms, last_ms, last_loaded",
+    "model_digests": "model_type, model_name, digest",
 }
 """What a snapshot carries: every total and first sighting (the prompt log's detail stays local)."""
 

@@ -241,6 +241,26 @@ def _migration_8_outbox(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, body TEXT NOT NULL)")
 
 
+def _migration_9_model_digests(db: sqlite3.Connection) -> None:
+    """The content hash the duplicate search found for each listed model name.
+
+    `hash_cache` knows a hash by the file's stamp, which means nothing on another machine; a shared store
+    needs it by name, so machines that list one file under different names (another mount point, another
+    folder layout) know it is one file (store/postgres.py, `content_twins`).
+    """
+    _execute_statements(
+        db,
+        """
+        CREATE TABLE model_digests (
+            model_type TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            digest     TEXT NOT NULL,
+            PRIMARY KEY (model_type, model_name)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1_initial,
     _migration_2_prompt_days,
@@ -250,6 +270,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_6_decisions_leave_the_database,
     _migration_7_witnesses,
     _migration_8_outbox,
+    _migration_9_model_digests,
 ]
 """MIGRATIONS[i] takes a database from user_version i to i + 1. Append only; never edit a released one."""
 

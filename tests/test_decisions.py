@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import threading
+from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -305,7 +309,7 @@ def test_duplicates_are_files_of_equal_content_not_equal_size_nor_other_names_of
     def run(cached):
         job = Job("test")
         full_path = fake_comfy.folder_paths.get_full_path
-        job.start(lambda progress: find_duplicates(installed, full_path, cached, saved.extend, progress))
+        job.start(lambda progress: find_duplicates(installed, full_path, cached, lambda h, _: saved.extend(h), progress))
         job.wait(10)
         assert job.state == "done", job.status()
         return job.result
@@ -320,6 +324,30 @@ def test_duplicates_are_files_of_equal_content_not_equal_size_nor_other_names_of
     store.save_hashes(saved)
     again = run(store.cached_hashes())
     assert again["files_hashed"] == 0 and again["groups"] == result["groups"]
+
+
+def test_the_search_remembers_each_name_s_hash_and_hashes_lone_sizes_only_when_asked(fake_comfy, store):
+    """Names of one hash are what a shared store matches machines' files by (a file of a size nothing
+    else has is hashed only for a shared store: alone here, it may be another machine's file by another name)."""
+    from usage_stats.reports.duplicates import find_duplicates
+    from usage_stats.support.jobs import Progress
+
+    ckpt = fake_comfy.models / "checkpoints"
+    place_file(ckpt / "a.safetensors", b"D" * 3000)
+    place_file(ckpt / "b.safetensors", b"D" * 3000)
+    place_file(ckpt / "lone.safetensors", b"L" * 10)
+    search = partial(find_duplicates, listed(fake_comfy), fake_comfy.folder_paths.get_full_path)
+
+    search(store.cached_hashes(), store.save_hashes, Progress(threading.Event()))
+    assert _digests(store) == {("checkpoints", "a.safetensors"), ("checkpoints", "b.safetensors")}
+    result = search(store.cached_hashes(), store.save_hashes, Progress(threading.Event()), every_file=True)
+    assert result["files_hashed"] == 1 and len(result["groups"]) == 1  # only the lone file was new
+    assert ("checkpoints", "lone.safetensors") in _digests(store)
+
+
+def _digests(store) -> set[tuple[str, str]]:
+    with closing(sqlite3.connect(store.path)) as db:
+        return set(db.execute("SELECT model_type, model_name FROM model_digests"))
 
 
 def test_a_cancelled_job_stops_and_says_so():
@@ -598,7 +626,7 @@ def test_duplicate_search_and_sizes_pass_over_a_fifo_listed_as_a_model(fake_comf
         return str(fake_comfy.models / model_type / name)
 
     job = Job("duplicate search")
-    job.start(lambda progress: find_duplicates(installed, on_disk, {}, lambda rows: None, progress))
+    job.start(lambda progress: find_duplicates(installed, on_disk, {}, lambda hashes, names: None, progress))
     job.wait(10)
     status = job.status()
     assert status["state"] == "done", status
@@ -628,6 +656,7 @@ def test_a_cancelled_duplicate_search_keeps_the_hashes_it_finished(fake_comfy):
             super().step(amount)
 
     with pytest.raises(Cancelled):
-        find_duplicates(listed(fake_comfy), fake_comfy.folder_paths.get_full_path, {}, saved.extend,
-                        CancelledAfterOneFile(cancel))
-    assert len(saved) == 1
+        find_duplicates(listed(fake_comfy), fake_comfy.folder_paths.get_full_path, {},
+                        lambda hashes, names: saved.append((hashes, names)), CancelledAfterOneFile(cancel))
+    [(hashes, names)] = saved
+    assert len(hashes) == 1 and [name for _, name, _ in names] == ["a.safetensors"]
