@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from ..domain.tiers import Thresholds
+from ..domain.tiers import Thresholds, merge_evidence
 from ..domain.values import EVERYTHING, View, iso
 from ..evidence.source import EvidenceSource, mark_rows, mark_witnesses, merge_all, with_switched_off
 from ..mapper import ModelMapper, PackageMapper
@@ -141,11 +141,14 @@ class Reports:
 
     def _build_model_report(self, store: UsageStore, installed, infos, evidence, gaps, thresholds: Thresholds, view: View):
         same_file = {**self.models.same_file_keys(), **disk.identities(infos)}  # one file, one usage
+        reads_fleet = self.shared is not None and store is self.shared.fleet
+        twins = store.content_twins() if reads_fleet else {}  # one file, other names on other machines
+        gaps = _spread_over_twins(gaps, twins)
         evidence, references, kept = evidence
         switched_off_in = store.reference_rows()
         report = model_report(
             store.model_rows(), installed, store.model_first_installed(), store.now(), same_file, thresholds, view,
-            store.totals("model", view), merge_all(with_switched_off(evidence, switched_off_in), gaps),
+            store.totals("model", view), merge_all(with_switched_off(evidence, switched_off_in), gaps), twins,
         )
         for section in report:
             mark_rows(section["models"], lambda m, t=section["model_type"]: (t, m["model_name"]), references, kept)
@@ -154,19 +157,36 @@ class Reports:
                 model["evidence_incomplete"] = gap[1][0] if gap else None
         disk.attach_sizes(report, infos)
         _attach_load_stats(report, store.load_rows())
-        if self.shared is not None and store is self.shared.fleet:
-            _attach_machines(report, store.model_machines())
+        if reads_fleet:
+            _attach_machines(report, store.model_machines(), twins)
         mark_witnesses(report, store.witness_rows(), switched_off_in)
         return report
 
 
-def _attach_machines(report: list[dict], used_on: dict[tuple[str, str], list[tuple[str, str, int, int]]]) -> None:
-    """Each model row's `machines`: which machines of the fleet used it, when, and when each last reported."""
+def _spread_over_twins(gaps: dict, twins: dict) -> dict:
+    """A file whose use a silent machine may hold back is that file under every other name too."""
+    spread = dict(gaps)
+    for key, others in twins.items():
+        for other in sorted(others & gaps.keys()):
+            cap, reasons = merge_evidence(gaps[other], spread.get(key))
+            spread[key] = cap, list(dict.fromkeys(reasons))
+    return spread
+
+
+def _attach_machines(report: list[dict], used_on: dict, twins: dict) -> None:
+    """Each model row's `machines`: which machines of the fleet used it (under this name, or under a name
+    its content has on another machine), when, and when each last reported."""
     for section in report:
         for model in section["models"]:
+            key = (section["model_type"], model["model_name"])
+            latest: dict[str, tuple] = {}
+            for other in (key, *sorted(twins.get(key, ()))):
+                for machine, name, last_used, last_report in used_on.get(other, ()):
+                    if machine not in latest or latest[machine][1] < last_used:
+                        latest[machine] = (name, last_used, last_report)
             model["machines"] = [
                 {"id": machine, "name": name, "last_used": iso(last_used), "last_report": iso(last_report)}
-                for machine, name, last_used, last_report in used_on.get((section["model_type"], model["model_name"]), ())
+                for machine, (name, last_used, last_report) in sorted(latest.items(), key=lambda m: -m[1][1])
             ]
 
 

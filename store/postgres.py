@@ -18,7 +18,7 @@ import time
 from typing import Callable, Iterable
 
 from ..domain.values import DAY, EVERYTHING, KINDS, Totals, View, model_key
-from .outbox import ACTION, INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of
+from .outbox import ACTION, DIGESTS, INSTALLED, LOAD, OUTCOMES, RECORD, RESET, SNAPSHOT, SNAPSHOT_TABLES, outcomes_of
 from .rows import daily_results, with_loaded
 
 CONNECT_TIMEOUT_SECONDS = 3
@@ -87,11 +87,23 @@ MIGRATIONS = [
     );
     CREATE INDEX actions_at ON actions (at);
     """,
+    """
+    -- The content hash each machine's duplicate search found for a listed name: names of one content on
+    -- machines that do not list each other's names are one file seen through other paths (content_twins).
+    CREATE TABLE model_digests (
+        machine TEXT NOT NULL, model_type TEXT NOT NULL, model_name TEXT NOT NULL, digest TEXT NOT NULL,
+        PRIMARY KEY (machine, model_type, model_name)
+    );
+    CREATE INDEX model_digests_digest ON model_digests (digest);
+    """,
 ]
 """MIGRATIONS[i] takes the shared schema from version i to i + 1. Append only; never edit a released one."""
 
 MACHINE_TABLES = ("prompt_log", "node_usage", "model_usage", "model_references", "daily", "package_inventory",
                   "model_inventory", "model_loads")
+"""A machine's statistics: what a reset of its statistics deletes."""
+KEPT_THROUGH_RESET = ("model_digests", "actions")
+"""A machine's facts that are not statistics: a reset keeps them, as the local store does."""
 
 DAILY_UPSERT = """
     INSERT INTO daily AS d (machine, kind, day, item, "user", prompts, successes, failures, interrupted, rejected,
@@ -246,6 +258,27 @@ class FleetStore:
             silent.setdefault((model_type, model_name), []).append(machine)
         return silent
 
+    def content_twins(self) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """(type, name) -> the names other machines list the same content under, where neither machine ever
+        listed the other's name: one file seen through another mount point or folder layout.
+
+        Two names of one content that one machine lists both of are two copies there (duplicates), not one
+        file, and keep their own use.
+        """
+        rows = self._all(
+            """SELECT DISTINCT a.model_type, a.model_name, b.model_type, b.model_name
+               FROM model_digests a JOIN model_digests b ON b.digest = a.digest AND b.machine <> a.machine
+                    AND (b.model_type, b.model_name) <> (a.model_type, a.model_name)
+               WHERE NOT EXISTS (SELECT 1 FROM model_inventory i WHERE i.machine = a.machine
+                                 AND i.model_type = b.model_type AND i.model_name = b.model_name)
+                 AND NOT EXISTS (SELECT 1 FROM model_inventory i WHERE i.machine = b.machine
+                                 AND i.model_type = a.model_type AND i.model_name = a.model_name)"""
+        )
+        twins: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for a_type, a_name, b_type, b_name in rows:
+            twins.setdefault((a_type, a_name), set()).add((b_type, b_name))
+        return twins
+
     def node_rows(self) -> list[tuple[str, str, int, int, int]]:
         return self._all(
             """SELECT class_type, (array_agg(package ORDER BY last_seen DESC))[1], SUM(count)::bigint,
@@ -384,7 +417,7 @@ def _retire(db, machine: str, old_stream: str, stream: str) -> int:
            SELECT %s, name || ' (earlier database)', stream, last_seq, applied, last_report, true FROM machines WHERE id = %s""",
         (retired, machine),
     )
-    for table in (*MACHINE_TABLES, "actions"):
+    for table in (*MACHINE_TABLES, *KEPT_THROUGH_RESET):
         db.execute(f"UPDATE {table} SET machine = %s WHERE machine = %s", (retired, machine))
     db.execute("UPDATE machines SET stream = %s, last_seq = 0 WHERE id = %s", (stream, machine))
     return 0
@@ -458,6 +491,12 @@ def _apply_load(db, machine: str, body: list) -> None:
     )
 
 
+def _apply_digests(db, machine: str, body: list) -> None:
+    _many(db, """INSERT INTO model_digests (machine, model_type, model_name, digest) VALUES (%s, %s, %s, %s)
+                 ON CONFLICT (machine, model_type, model_name) DO UPDATE SET digest = excluded.digest""",
+          [(machine, *row) for row in body])
+
+
 def _apply_action(db, machine: str, body: list) -> None:
     db.execute("INSERT INTO actions (machine, at, action, target, requested_by) VALUES (%s, %s, %s, %s, %s)",
                (machine, *body))
@@ -486,5 +525,5 @@ def _many(db, sql: str, rows: list) -> None:
 
 APPLY: dict[str, Callable] = {
     RECORD: _apply_record, OUTCOMES: _apply_outcomes, INSTALLED: _apply_installed, LOAD: _apply_load, RESET: _apply_reset,
-    SNAPSHOT: _apply_snapshot, ACTION: _apply_action,
+    SNAPSHOT: _apply_snapshot, ACTION: _apply_action, DIGESTS: _apply_digests,
 }

@@ -190,3 +190,39 @@ def test_a_view_of_one_machine_counts_its_prompts_only(tmp_path, fleet):
     assert a.totals("model", View(machine="b")) == {}  # another machine's prompts are not in a's database
     used_on = fleet.model_machines()[CKPT]
     assert [(machine, name) for machine, name, _, _ in used_on] == [("a", "A"), ("b", "B")]
+
+
+def test_one_content_under_names_no_machine_lists_both_of_is_one_file(tmp_path, fleet):
+    """A mounts the shared volume as its checkpoints folder, B as a subfolder: one file, two names. Two names
+    of one content that one machine lists both of are two copies there (duplicates), and stay apart."""
+    mounted, copy = ("checkpoints", "volume/sd15.safetensors"), ("checkpoints", "sd15 copy.safetensors")
+    a, b = local_store(tmp_path, "a"), local_store(tmp_path, "b")
+    a.note_installed(models=[CKPT, copy])
+    a.save_hashes([], [(*CKPT, "d1"), (*copy, "d1")])
+    b.note_installed(models=[mounted])
+    b.save_hashes([], [(*mounted, "d1"), (*LORA, "d2")])
+    ship(a, fleet, "a")
+    ship(b, fleet, "b")
+    assert fleet.content_twins() == {CKPT: {mounted}, copy: {mounted}, mounted: {CKPT, copy}}
+
+
+def test_hashes_found_before_a_machine_joined_reach_the_shared_store_with_its_snapshot(tmp_path, fleet):
+    path = str(tmp_path / "a.db")
+    alone = UsageStore(path, clock=lambda: NOW)
+    alone.save_hashes([], [(*CKPT, "d1")])
+    alone.save_hashes([], [(*CKPT, "d1")])  # the same again: nothing changed, nothing owed
+    alone.close()
+    joined = UsageStore(path, clock=lambda: NOW, machine="a")
+    assert [op for _, op, _ in joined.owed(10)] == [outbox.SNAPSHOT]
+    joined.save_hashes([], [(*CKPT, "d1")])
+    assert [op for _, op, _ in joined.owed(10)] == [outbox.SNAPSHOT]
+    joined.save_hashes([], [(*CKPT, "d9")])  # the file was replaced under its name
+    assert [op for _, op, _ in joined.owed(10)] == [outbox.SNAPSHOT, outbox.DIGESTS]
+    ship(joined, fleet, "a")
+    b = local_store(tmp_path, "b")
+    b.save_hashes([], [("checkpoints", "other name.safetensors", "d9")])
+    ship(b, fleet, "b")
+    assert fleet.content_twins()[CKPT] == {("checkpoints", "other name.safetensors")}
+    joined.reset()  # a reset forgets statistics, not what the files are
+    ship(joined, fleet, "a")
+    assert CKPT in fleet.content_twins()

@@ -12,7 +12,7 @@ import logging
 import pytest
 from comfyui import place_file, until
 
-from usage_stats.domain.values import DAY
+from usage_stats.domain.values import DAY, PromptUse
 from usage_stats.mapper import ModelMapper, PackageMapper
 from usage_stats.recording import shared
 from usage_stats.recording.shared import SharedSettings, Shipper, redacted, shared_settings
@@ -166,3 +166,28 @@ def test_files_a_silent_machine_lists_are_never_safe_to_remove(machines, fleet):
     row = old_unused_model_report(a, a.shipper.fleet)["a.safetensors"]
     assert row["status"] == "consider_removing"
     assert any("no report for over 24 h from b" in reason for reason in row["reasons"]), row["reasons"]
+
+
+def test_a_file_another_machine_lists_under_another_name_shares_its_silence_and_its_use(machines, shared_url, tmp_path):
+    """B sees A's a.safetensors as mnt/a.safetensors (another mount point); their hashes say it is one file."""
+    clock = {"now": NOW - 90 * DAY}
+    a = machines("a", clock=lambda: clock["now"]).start()
+    a.writer.submit(lambda store: store.save_hashes([], [("checkpoints", "a.safetensors", "d1")])).result(5)
+    b_view = ("checkpoints", "mnt/a.safetensors")
+    b = UsageStore(str(tmp_path / "b.db"), clock=lambda: clock["now"], machine="id-b")
+    b.note_installed(models=[b_view])
+    b.save_hashes([], [(*b_view, "d1")])
+    b_fleet = FleetStore(shared_url, clock=lambda: clock["now"])
+    b.delivered(b_fleet.deliver("id-b", "b", b.outbox_stream, b.owed(100)))
+    clock["now"] = NOW  # b falls silent; a carries on reporting
+    until(lambda: a.shipper.last_delivery == NOW and a.writer.store.owed_count() == 0, what="a's hashes delivered")
+    row = old_unused_model_report(a, a.shipper.fleet)["a.safetensors"]
+    assert row["status"] == "consider_removing" and "from b" in row["evidence_incomplete"], row
+
+    b.record([PromptUse(NOW - DAY, {"CheckpointLoaderSimple": "__builtin__"}, frozenset([b_view]), "default", True,
+                        frozenset())])
+    b.delivered(b_fleet.deliver("id-b", "b", b.outbox_stream, b.owed(100)))
+    row = old_unused_model_report(a, a.shipper.fleet)["a.safetensors"]
+    assert row["status"] == "used" and [m["name"] for m in row["machines"]] == ["b"]
+    assert "last used as checkpoints/mnt/a.safetensors, the same content on another machine" in row["reasons"]
+    b_fleet.close()

@@ -145,3 +145,33 @@ def test_a_quarantine_on_a_is_refused_while_the_fleet_may_use_the_file_and_resto
                      what="both actions in the shared store", server=a)
     assert [(x["machine"], x["action"], x["target"]) for x in recorded[:2]] == [
         ("B", "restore", "checkpoints/unused.safetensors"), ("A", "quarantine", "checkpoints/unused.safetensors")]
+
+
+def test_a_file_two_machines_list_under_different_names_is_one_file_once_hashed(tmp_path_factory, postgres):
+    """A mounts the shared volume as its checkpoints folder, B as a subfolder of its own: one file, two names.
+    Once each machine's duplicate search has hashed it, B's use of its name keeps A's name in use."""
+    url = postgres.create_database()
+    volume = tmp_path_factory.mktemp("volume")
+    place_file(volume / "mounted.safetensors")
+    base_a, base_b = tmp_path_factory.mktemp("mount-a"), tmp_path_factory.mktemp("mount-b")
+    (base_a / "models").mkdir()
+    (base_a / "models" / "checkpoints").symlink_to(volume, target_is_directory=True)
+    (base_b / "models" / "checkpoints").mkdir(parents=True)
+    (base_b / "models" / "checkpoints" / "volume").symlink_to(volume, target_is_directory=True)
+    with ComfyServer(base_a, env={URL_VARIABLE: url, NAME_VARIABLE: "A"}) as a, \
+            ComfyServer(base_b, env={URL_VARIABLE: url, NAME_VARIABLE: "B"}) as b:
+        for server in (a, b):
+            assert server.request("POST", "/nodes-stats/duplicates/scan", {}, {"Origin": server.url})[0] == 200
+            assert server.wait_job("/nodes-stats/duplicates")["state"] == "done"
+        assert b.queue_prompt(prompt_using("volume/mounted.safetensors"))[0] == 200
+
+        def a_row():
+            return next(m for m in a.get("/nodes-stats/models?type=checkpoints")[0]["models"]
+                        if m["model_name"] == "mounted.safetensors")
+
+        row = until(lambda: (r := a_row())["status"] == "used" and r, what="B's use reaching A's name", server=a)
+        assert "last used as checkpoints/volume/mounted.safetensors, the same content on another machine" in row["reasons"]
+        assert [m["name"] for m in row["machines"]] == ["B"]
+        status, answer = quarantine(a, "mounted.safetensors")
+        assert status == 409 and "in use on the fleet" in answer["error"], answer
+        assert (volume / "mounted.safetensors").exists()
