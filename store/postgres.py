@@ -142,7 +142,9 @@ def connect(url: str):
     except ImportError:
         raise RuntimeError("psycopg is not installed: pip install 'psycopg[binary]' into ComfyUI's Python") from None
 
-    return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True)
+    db = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True)
+    db.execute("SET jit = off")  # compiling a read took 0.9 s of a 1.4 s one at 20,000 files; it never paid off here
+    return db
 
 
 def migrate(db) -> int:
@@ -263,21 +265,19 @@ class FleetStore:
         listed the other's name: one file seen through another mount point or folder layout.
 
         Two names of one content that one machine lists both of are two copies there (duplicates), not one
-        file, and keep their own use.
+        file, and keep their own use. Only contents hashed under more than one name are read (two queries
+        the planner cannot get wrong: a join of every hash was 0.8 s at 20,000 files on four machines).
         """
-        rows = self._all(
-            """SELECT DISTINCT a.model_type, a.model_name, b.model_type, b.model_name
-               FROM model_digests a JOIN model_digests b ON b.digest = a.digest AND b.machine <> a.machine
-                    AND (b.model_type, b.model_name) <> (a.model_type, a.model_name)
-               WHERE NOT EXISTS (SELECT 1 FROM model_inventory i WHERE i.machine = a.machine
-                                 AND i.model_type = b.model_type AND i.model_name = b.model_name)
-                 AND NOT EXISTS (SELECT 1 FROM model_inventory i WHERE i.machine = b.machine
-                                 AND i.model_type = a.model_type AND i.model_name = a.model_name)"""
+        hashed = self._all(
+            """SELECT machine, model_type, model_name, digest FROM model_digests WHERE digest IN (
+                   SELECT digest FROM model_digests GROUP BY digest
+                   HAVING MIN(model_type) <> MAX(model_type) OR MIN(model_name) <> MAX(model_name))"""
         )
-        twins: dict[tuple[str, str], set[tuple[str, str]]] = {}
-        for a_type, a_name, b_type, b_name in rows:
-            twins.setdefault((a_type, a_name), set()).add((b_type, b_name))
-        return twins
+        if not hashed:
+            return {}
+        listed = set(self._all("SELECT machine, model_type, model_name FROM model_inventory WHERE model_name = ANY(%s)",
+                               ([name for _, _, name, _ in hashed],)))
+        return _twins(hashed, listed)
 
     def node_rows(self) -> list[tuple[str, str, int, int, int]]:
         return self._all(
@@ -421,6 +421,20 @@ def _retire(db, machine: str, old_stream: str, stream: str) -> int:
         db.execute(f"UPDATE {table} SET machine = %s WHERE machine = %s", (retired, machine))
     db.execute("UPDATE machines SET stream = %s, last_seq = 0 WHERE id = %s", (stream, machine))
     return 0
+
+
+def _twins(hashed: list[tuple[str, str, str, str]], listed: set[tuple[str, str, str]]) -> dict:
+    """content_twins from (machine, type, name, digest) rows and the (machine, type, name) ever listed."""
+    by_digest: dict[str, list[tuple[str, str, str]]] = {}
+    for machine, model_type, model_name, digest in hashed:
+        by_digest.setdefault(digest, []).append((machine, model_type, model_name))
+    twins: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for names in by_digest.values():
+        for a_machine, *a in names:
+            for b_machine, *b in names:
+                if a_machine != b_machine and a != b and (a_machine, *b) not in listed and (b_machine, *a) not in listed:
+                    twins.setdefault(tuple(a), set()).add(tuple(b))
+    return twins
 
 
 def _view_filter(view: View) -> tuple[str, tuple]:

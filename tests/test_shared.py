@@ -159,7 +159,8 @@ def test_files_a_silent_machine_lists_are_never_safe_to_remove(machines, fleet):
     clock = {"now": NOW - 90 * DAY}
     a = machines("a", clock=lambda: clock["now"]).start()
     b = machines("b", clock=lambda: clock["now"]).start()
-    until(lambda: len(fleet.machines()) == 2, what="both machines reporting")
+    listing = ("checkpoints", "a.safetensors")
+    until(lambda: "b" in fleet.incomplete_evidence(stale_before=NOW).get(listing, ()), what="b's listing delivered")
     b.stop()  # b falls silent; a carries on reporting
     clock["now"] = NOW
     until(lambda: a.shipper.last_delivery == NOW, what="a heartbeat at the new time")
