@@ -63,11 +63,15 @@ class App:
         return await asyncio.get_running_loop().run_in_executor(None, self._build, build, local, args)
 
     def _build(self, build, local: UsageStore, args: tuple):
-        store = self.shared.reading_store(local) if self.shared else local
+        shared = self.shared
+        store = shared.reading_store(local) if shared else local
         if store is local:
             return build(local, *args)
+        what = getattr(build, "__name__", "a report")
         try:
-            return build(store, *args)
-        except Exception as error:  # the shared store went away mid-read
-            self.shared.read_failed(error)
+            result = build(store, *args)
+        except Exception as error:  # the shared store went away mid-read, or a read of it is broken: never a 500
+            shared.read_failed(error, what)
             return build(local, *args)
+        shared.read_succeeded(what)
+        return result

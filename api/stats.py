@@ -89,9 +89,8 @@ class StatsApi:
     async def status(self, request: web.Request):
         query_params(request, set())
         store = await self.app.ready_store()
-        recorded, users = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: (store.prompt_count(), self._known_users(store))
-        )
+        recorded = await asyncio.get_running_loop().run_in_executor(None, store.prompt_count)
+        users = await self.app.off_loop(self._known_users)
         return {
             "tracking": self.app.config["tracking"],
             "prompts_recorded": recorded,
@@ -129,11 +128,7 @@ class StatsApi:
 
     async def realtime(self, request: web.Request):
         query_params(request, set())
-        store = await self.app.ready_store()
-        since = store.now() - LIVE_WINDOW_SECONDS
-        outcomes, models = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: (store.outcomes_since(since), store.models_used_since(since))
-        )
+        since, outcomes, models = await self.app.off_loop(last_hour)
         return {
             "since": iso(since),
             "prompts": sum(n for outcome, n in outcomes.items() if outcome != "rejected"),
@@ -202,7 +197,7 @@ class StatsApi:
         user, machine = params.get("user"), params.get("machine")
         store = await self.app.ready_store()
         if user is not None:
-            known = await asyncio.get_running_loop().run_in_executor(None, self._known_users, store)
+            known = await self.app.off_loop(self._known_users)
             if user not in known:
                 raise ApiError(400, f"unknown user {user[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
         if machine is not None:
@@ -218,8 +213,15 @@ class StatsApi:
             raise ApiError(400, f"unknown machine {machine[:MAX_QUERY_LENGTH]!r}; known: {', '.join(sorted(known))}")
 
     def _known_users(self, store: UsageStore) -> dict[str, str]:
-        """user id -> display name: ComfyUI's users (with their names) and everyone who ever sent a prompt."""
+        """user id -> display name: ComfyUI's users (with their names) and everyone who ever sent a prompt
+        (on any machine of the fleet, with a shared store: a view by user is a fleet-wide view)."""
         return {**{user: user for user in store.users()}, **self.app.comfy_users()}
+
+
+def last_hour(store: UsageStore) -> tuple[int, dict[str, int], list[tuple[str, str, int, int]]]:
+    """(since, outcome -> prompts, models used) of the last hour: /realtime's figures, read from one store."""
+    since = store.now() - LIVE_WINDOW_SECONDS
+    return since, store.outcomes_since(since), store.models_used_since(since)
 
 
 def _model_page(report: list[dict], statuses: set[str], types: set[str], text: str, order: str, offset: int, limit: int):

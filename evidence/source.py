@@ -59,6 +59,9 @@ INCOMPLETE_CAP = "consider_removing"
 SHARED_STORE_UNREACHABLE: Evidence = (
     INCOMPLETE_CAP, ["the shared store is unreachable, so other machines' use of this file is unknown"]
 )
+SHARED_STORE_UNREADABLE: Evidence = (
+    INCOMPLETE_CAP, ["reading the shared store failed, so other machines' use of this file is unknown"]
+)
 
 
 def not_heard_from(machines: list[str], hours: int) -> Evidence:

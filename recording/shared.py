@@ -24,7 +24,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from ..domain.values import iso
-from ..evidence.source import SHARED_STORE_UNREACHABLE, not_heard_from
+from ..evidence.source import SHARED_STORE_UNREACHABLE, SHARED_STORE_UNREADABLE, not_heard_from
 from ..support.logs import log
 
 URL_VARIABLE = "COMFYUI_USAGE_STATS_SHARED_STORE"
@@ -116,7 +116,10 @@ class Shipper:
         self._clock = clock
         self.fleet = None
         self.error: str | None = NOT_CONNECTED
+        self.read_errors: dict[str, str] = {}
+        """What failed reading the shared store while it answered (a bug, not an outage), by the read that failed."""
         self.last_delivery: int | None = None
+        self._caps: tuple | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -137,9 +140,12 @@ class Shipper:
         """Every machine a view may ask for: the fleet's while it answers, else this one alone."""
         if self.reachable:
             try:
-                return {machine for machine, *_ in self.fleet.machines()}
+                known = {machine for machine, *_ in self.fleet.machines()}
             except Exception as error:
-                self.read_failed(error)
+                self.read_failed(error, "machine_ids")
+            else:
+                self.read_succeeded("machine_ids")
+                return known
         return {self.settings.machine_id}
 
     def describe(self) -> dict:
@@ -154,7 +160,9 @@ class Shipper:
                 actions = [{"machine": name, "at": iso(at), "action": action, "target": target, "by": by}
                            for name, at, action, target, by in fleet.recent_actions(ACTIONS_SHOWN)]
             except Exception as error:
-                self.read_failed(error)
+                self.read_failed(error, "describe")
+            else:
+                self.read_succeeded("describe")
         return {**self.status(), "machines": machines, "actions": actions}
 
     def share_action(self, action: str, target: str, by: str) -> None:
@@ -163,13 +171,13 @@ class Shipper:
 
     def status(self) -> dict:
         """How this machine's reporting goes: never the password."""
-        store = self.writer.store
+        store, read_errors = self.writer.store, list(self.read_errors.values())
         return {
             "configured": True,
             "url": redacted(self.settings.url),
             "machine": {"id": self.settings.machine_id, "name": self.settings.machine_name},
             "reachable": self.reachable,
-            "error": self.error,
+            "error": self.error or (read_errors[0] if read_errors else None),
             "owed": store.owed_count() if store is not None else None,
             "last_delivery": iso(self.last_delivery),
             "stale_hours": self.settings.stale_hours,
@@ -181,17 +189,45 @@ class Shipper:
         """The fleet's store while it answers; else this machine's own, whose report `evidence_gaps` caps."""
         return self.fleet if self.reachable else local
 
-    def read_failed(self, error: Exception) -> None:
-        """A report could not read the shared store: it reads the local one until the shipper gets through."""
-        self._unreachable(error)
+    def read_failed(self, error: Exception, what: str) -> None:
+        """Reading `what` from the shared store failed, so the report reads the local store instead (capped).
+
+        A lost connection is an outage: reports read the local store until the shipper gets through again.
+        Anything else is a bug (a table missing, a privilege revoked, a query that is wrong): logged once
+        with its traceback and shown as the status's `error`, while the next report tries the shared store again.
+        """
+        if connection_lost(error):
+            self._unreachable(error)
+            return
+        message = f"reading the shared store failed ({what}: {_without_secrets(error, self.settings.url)})"
+        if self.read_errors.get(what) != message:
+            log.error("[usage-stats] %s; reports read this machine's own statistics instead", message, exc_info=error)
+        self.read_errors[what] = message
+
+    def read_succeeded(self, what: str) -> None:
+        """`what` read the shared store again: a failure it had before no longer shows in the status."""
+        self.read_errors.pop(what, None)
 
     def evidence_gaps(self, store, installed: dict[str, list[str]]) -> dict[tuple[str, str], tuple]:
         """(type, name) -> the cap and reason of files whose use elsewhere the reading `store` may lack."""
         if store is not self.fleet:
-            return {(t, n): SHARED_STORE_UNREACHABLE for t, names in installed.items() for n in names}
+            return self._every_file_capped(installed)
         hours = self.settings.stale_hours
         silent = store.incomplete_evidence(stale_before=store.now() - hours * 3600)
         return {key: not_heard_from(machines, hours) for key, machines in silent.items()}
+
+    def _every_file_capped(self, installed: dict[str, list[str]]) -> dict[tuple[str, str], tuple]:
+        """Every installed file capped (the local store lacks every other machine's use), with the reason why.
+
+        Built again only when the listing or the reason changed: while the shared store is down, every
+        report request asks, and 20,000 files are 20,000 entries. The model listings keep the same list
+        object for a type whose files did not change (ModelMapper._normalised), so comparing them is exact.
+        """
+        cap = SHARED_STORE_UNREADABLE if self.reachable and self.read_errors else SHARED_STORE_UNREACHABLE
+        cached = self._caps
+        if cached is None or cached[0] is not cap or not _same_listing(cached[1], installed):
+            cached = self._caps = (cap, installed, {(t, n): cap for t, names in installed.items() for n in names})
+        return cached[2]
 
     # ---- delivering (its own thread)
 
@@ -236,6 +272,26 @@ class Shipper:
         if self.fleet is not None:
             self.fleet.close()
             self.fleet = None
+
+
+def connection_lost(error: Exception) -> bool:
+    """Whether a failed read is an outage (the server down, restarting, or the network gone), not a bug.
+
+    psycopg raises OperationalError (or a subclass: AdminShutdown when the server stops or restarts under
+    an open connection) for a server that went away, refuses connections or closed the connection, and
+    InterfaceError for a connection the client can no longer use; sockets raise OSError.
+    """
+    if isinstance(error, OSError):
+        return True
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def _same_listing(before: dict[str, list[str]], now: dict[str, list[str]]) -> bool:
+    return before.keys() == now.keys() and all(before[t] is now[t] for t in now)
 
 
 def _without_secrets(error: Exception, url: str) -> str:

@@ -17,7 +17,7 @@ from comfyui import free_port
 class AppClient:
     """A started test server with our routes, and a blocking `call(method, path, **kwargs)` for tests."""
 
-    def __init__(self, writer, data_folder: str, listen: str = "127.0.0.1", middlewares=(), memory=None):
+    def __init__(self, writer, data_folder: str, listen: str = "127.0.0.1", middlewares=(), memory=None, shared=None):
         from server import PromptServer
 
         from usage_stats.actions.decisions import Decisions
@@ -31,9 +31,9 @@ class AppClient:
         self.port = free_port()
         self.access = Access(listen, self.port)
         self.decisions = Decisions(data_folder, PackageMapper(own_pack="comfyui-usage-stats").is_protected)
-        reports = Reports(writer.packages, writer.models, writer.thresholds)
+        reports = Reports(writer.packages, writer.models, writer.thresholds, shared=shared)
         prompt_server = PromptServer()
-        register_routes(prompt_server.routes, App(writer, reports, self.decisions, self.access, memory=memory))
+        register_routes(prompt_server.routes, App(writer, reports, self.decisions, self.access, memory=memory, shared=shared))
         app = web.Application(middlewares=list(middlewares))
         app.add_routes(prompt_server.routes)
         self.loop = asyncio.new_event_loop()

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 import pytest
+from api_app import AppClient
 from comfyui import place_file, until
 
 from usage_stats.domain.values import DAY, PromptUse
+from usage_stats.evidence.source import SHARED_STORE_UNREACHABLE
 from usage_stats.mapper import ModelMapper, PackageMapper
 from usage_stats.recording import shared
 from usage_stats.recording.shared import SharedSettings, Shipper, redacted, shared_settings
@@ -192,3 +195,110 @@ def test_a_file_another_machine_lists_under_another_name_shares_its_silence_and_
     assert row["status"] == "used" and [m["name"] for m in row["machines"]] == ["b"]
     assert "last used as checkpoints/mnt/a.safetensors, the same content on another machine" in row["reasons"]
     b_fleet.close()
+
+
+def test_while_the_shared_store_is_unreachable_the_caps_are_built_once_per_listing(machines, fake_comfy):
+    a = machines("a", url="postgresql://nobody@127.0.0.1:1/none").start(ship=False)
+    local, models = a.writer.store, a.writer.models
+    caps = a.shipper.evidence_gaps(local, models.installed())
+    assert caps == {("checkpoints", "a.safetensors"): SHARED_STORE_UNREACHABLE}
+    assert a.shipper.evidence_gaps(local, models.installed()) is caps  # every report request: no rebuild
+    place_file(fake_comfy.models / "checkpoints" / "b.safetensors")
+    after = a.shipper.evidence_gaps(local, models.installed())
+    assert after == {("checkpoints", n): SHARED_STORE_UNREACHABLE for n in ("a.safetensors", "b.safetensors")}
+
+
+# --------------------------------------------------------------------------- what the routes read
+
+
+@pytest.fixture
+def app_of(tmp_path):
+    """The routes of a machine, wired to read the fleet through its shipper, as __init__.py wires them."""
+    made: list[AppClient] = []
+
+    def make(machine: Machine) -> AppClient:
+        made.append(AppClient(machine.writer, str(tmp_path / "decisions"), shared=machine.shipper))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def bob_ran_a_prompt_on(machine: Machine, fleet: FleetStore) -> None:
+    """User bob ran one prompt, on `machine` only, and the fleet has it."""
+    use = PromptUse(NOW, {"CheckpointLoaderSimple": "__builtin__"}, frozenset({("checkpoints", "a.safetensors")}), "bob")
+    machine.writer.submit(lambda store: store.record([use])).result(5)
+    until(all_delivered(machine, fleet, 1), what="bob's prompt in the fleet")
+
+
+def test_views_by_user_the_users_and_the_last_hour_are_the_fleet_s(machines, fleet, app_of):
+    a, b = machines("a").start(), machines("b").start()
+    bob_ran_a_prompt_on(b, fleet)
+    until(lambda: a.shipper.reachable, what="a reporting")
+    app = app_of(a)
+
+    status, summary = app.json("GET", "/nodes-stats/summary?user=bob")
+    assert status == 200 and summary["prompts"] == 1, summary  # bob never ran anything on a
+    status, answer = app.json("GET", "/nodes-stats/status")
+    assert {"id": "bob", "name": "bob"} in answer["users"]
+    assert answer["prompts_recorded"] == 0  # this machine's own recording state
+    status, live = app.json("GET", "/nodes-stats/realtime")
+    assert (live["prompts"], [m["model_name"] for m in live["models"]]) == (1, ["a.safetensors"])
+    assert set(live) == {"since", "prompts", "successes", "failures", "interrupted", "rejected", "queue", "models"}
+
+    status, refused = app.json("GET", "/nodes-stats/summary?user=carol")
+    assert status == 400 and "unknown user 'carol'" in refused["error"]
+
+
+def errors_logged(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR and "shared store" in r.getMessage()]
+
+
+def capped_rows(app: AppClient) -> dict[str, dict]:
+    status, sections = app.json("GET", "/nodes-stats/models")
+    assert status == 200, sections
+    return {m["model_name"]: m for section in sections for m in section["models"]}
+
+
+def test_a_broken_read_of_the_shared_store_is_logged_as_a_bug_not_called_an_outage(machines, fleet, app_of, caplog):
+    clock = {"now": NOW - 90 * DAY}
+    a = machines("a", clock=lambda: clock["now"]).start()
+    until(lambda: a.shipper.reachable, what="a reporting")
+    clock["now"] = NOW
+    until(lambda: a.shipper.last_delivery == NOW, what="a heartbeat at the new time")
+    app = app_of(a)
+    with psycopg.connect(fleet.url, autocommit=True) as db:
+        db.execute("ALTER TABLE model_loads RENAME TO moved_away")  # the model report's last read now fails
+        with caplog.at_level(logging.WARNING, logger="usage_stats"):
+            row = capped_rows(app)["a.safetensors"]
+            capped_rows(app)  # the same failure again: logged once
+            status, described = app.json("GET", "/nodes-stats/shared")
+        db.execute("ALTER TABLE moved_away RENAME TO model_loads")
+    assert row["status"] == "consider_removing"  # the local report, capped: never safe_to_remove
+    assert row["evidence_incomplete"] == "reading the shared store failed, so other machines' use of this file is unknown"
+    (logged,) = errors_logged(caplog)
+    assert logged.getMessage().startswith("[usage-stats] reading the shared store failed (model_report: ")
+    assert isinstance(logged.exc_info[1], psycopg.errors.UndefinedTable)  # with its traceback
+    assert described["reachable"] is True and "model_loads" in described["error"]
+    assert "unreachable" not in described["error"]
+
+    assert capped_rows(app)["a.safetensors"]["status"] == "safe_to_remove"  # the fleet's answer again
+    assert app.json("GET", "/nodes-stats/shared")[1]["error"] is None
+
+
+def test_a_stopped_server_is_an_outage_not_a_bug(machines, app_of, postgres, caplog):
+    a = machines("a").start(ship=False)
+    a.shipper.ship_once(a.writer.store)  # delivered once, by hand: no shipper thread notices the outage first
+    app = app_of(a)
+    capped_rows(app)  # the reading thread's connection is open when the server stops
+    postgres.stop()
+    try:
+        with caplog.at_level(logging.WARNING, logger="usage_stats"):
+            row = capped_rows(app)["a.safetensors"]
+            status, described = app.json("GET", "/nodes-stats/shared")
+    finally:
+        postgres.resume()
+    assert row["evidence_incomplete"] == SHARED_STORE_UNREACHABLE[1][0]
+    assert described["reachable"] is False and "is unreachable" in described["error"]
+    assert errors_logged(caplog) == []  # an outage is one warning, never a traceback

@@ -51,6 +51,7 @@ def test_a_model_used_only_on_machine_b_is_used_in_machine_as_view(fleet):
                 what="A's view counting B's use", server=a)
     assert row["count"] == 1 and [m["name"] for m in row["machines"]] == ["B"]
     assert a.get("/nodes-stats/summary")["prompts"] == 1  # the summary counts the fleet's prompts too
+    assert a.get("/nodes-stats/realtime")["prompts"] == 1  # and so does the last hour
     assert model_row(a, "nobody")["status"] != "used"
     ids = {m["name"]: m["id"] for m in a.get("/nodes-stats/shared")["machines"]}
     assert set(ids) == {"A", "B"}

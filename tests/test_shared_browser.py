@@ -1,9 +1,11 @@
 """The shared store in the panel, on both frontends: a line saying how many machines report and which fell
-silent, and saying plainly when the shared store is unreachable (nothing is suggested for removal then).
+silent, and saying plainly when the shared store is unreachable or a read of it failed (nothing is suggested
+for removal then); a machine picker saying when each machine last reported.
 Real ComfyUI, real PostgreSQL, real headless Chromium."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import psycopg
@@ -49,24 +51,47 @@ def test_the_panel_says_how_many_machines_report_and_when_the_shared_store_is_un
     expect(line).to_have_text("Shared store: 1 machine")
 
 
+def test_the_panel_says_when_a_read_of_the_shared_store_failed(ui, server):
+    def read_error():
+        server.get("/nodes-stats/models")  # answered all the same (200), from this machine's statistics if need be
+        return server.get("/nodes-stats/shared")["error"]
 
-def test_the_machine_picker_counts_one_machines_prompts(ui, server):
+    with psycopg.connect(server.env[URL_VARIABLE], autocommit=True) as db:
+        db.execute("ALTER TABLE model_inventory RENAME TO moved_away")  # every model report reads it
+        try:
+            until(read_error, what="the failed read in the status", server=server)
+            ui.open()
+            line = ui.page.get_by_test_id("usage-stats-fleet")
+            expect(line).to_have_text("Reading the shared store failed: views fall back to this machine's statistics, "
+                                      "and nothing in them is suggested for removal")
+            expect(line).to_have_attribute("title", re.compile("model_inventory"))
+            expect(line).to_have_attribute("data-reachable", "true")  # it answers: not an outage
+        finally:
+            db.execute("ALTER TABLE moved_away RENAME TO model_inventory")
+    until(lambda: not read_error(), what="the shared store read again", server=server)
+    ui.refresh()
+    expect(line).to_have_text("Shared store: 1 machine")
+
+
+def test_the_machine_picker_counts_one_machines_prompts_and_says_when_each_last_reported(ui, server):
     url = server.env[URL_VARIABLE]
     assert server.queue_prompt({"1": {"class_type": "DemoOutput", "inputs": {"text": "hi"}}})[0] == 200
-    with psycopg.connect(url) as db:  # a second machine of the fleet, which ran nothing
+    with psycopg.connect(url) as db:  # a second machine of the fleet, which ran nothing and last reported 5 min ago
         db.execute("INSERT INTO machines (id, name, stream, last_report) VALUES ('gpu-2', 'gpu-2', 's', %s) "
-                   "ON CONFLICT DO NOTHING", (int(time.time()),))
+                   "ON CONFLICT DO NOTHING", (int(time.time()) - 300,))
     until(lambda: server.get("/nodes-stats/summary")["prompts"] >= 1, what="the prompt in the fleet", server=server)
     ui.open()
     overview = ui.page.get_by_test_id("usage-stats-overview")
     prompts = overview.locator("[data-stat='Prompts'] dd")
     expect(prompts).not_to_have_text("0")
     picker = ui.page.get_by_test_id("usage-stats-machine")
-    expect(picker.locator("option")).to_have_text(["All machines", "gpu-2", "studio-1"])
-    picker.select_option(label="gpu-2")
+    expect(picker.locator("option")).to_have_text(
+        ["All machines", "gpu-2 · last report 5 minutes ago", re.compile(r"^studio-1 · last report (just now|\d+ seconds? ago)$")]
+    )
+    picker.select_option(value="gpu-2")
     ui.wait_ready()
     expect(prompts).to_have_text("0")
     assert "machine=gpu-2" in ui.page.get_by_test_id("usage-stats-export").get_attribute("href")
-    picker.select_option(label="All machines")
+    picker.select_option(value="")
     ui.wait_ready()
     expect(prompts).not_to_have_text("0")

@@ -1,7 +1,8 @@
 /**
  * Where the statistics go when several ComfyUI machines share one model store: a status line for the panel
  * ("Shared store: 3 machines · gpu-2 silent since 2 days ago"), hidden without a shared store. It says plainly
- * when the shared store is unreachable, because nothing is suggested for removal then. Read when the panel
+ * when the shared store is unreachable or a read of it failed, because nothing is suggested for removal then
+ * (the views fall back to this machine's own statistics). Read when the panel
  * asks (it opens, a prompt finished, Refresh), like the memory line.
  */
 import { h } from "./dom.js";
@@ -33,10 +34,17 @@ function render(line, shared) {
   line.hidden = !shared.configured;
   if (!shared.configured) return;
   line.dataset.reachable = String(shared.reachable);
+  line.toggleAttribute("data-failing", Boolean(shared.error));
   if (!shared.reachable) {
     line.textContent = "Shared store unreachable: nothing is suggested for removal until it answers"
       + (shared.owed ? ` · ${plural(shared.owed, "batch", "batches")} waiting to be sent` : "");
     line.title = shared.error ?? "";
+    return;
+  }
+  if (shared.error) {  // it answers, but a read of it failed: a bug the log shows with its traceback
+    line.textContent = "Reading the shared store failed: views fall back to this machine's statistics, "
+      + "and nothing in them is suggested for removal";
+    line.title = shared.error;
     return;
   }
   const silent = shared.machines.filter((machine) => machine.silent);
