@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 from browser_helpers import frontend_args, page_at, seed_base
-from comfyui import ComfyServer, until
+from comfyui import ComfyServer, place_file, until
 from playwright.sync_api import expect
 
 from usage_stats.recording.shared import NAME_VARIABLE, URL_VARIABLE
@@ -95,3 +95,22 @@ def test_the_machine_picker_counts_one_machines_prompts_and_says_when_each_last_
     picker.select_option(value="")
     ui.wait_ready()
     expect(prompts).not_to_have_text("0")
+
+
+def test_a_model_row_says_which_machines_of_the_fleet_used_it(ui, server):
+    """Runs last: it adds a machine to the fleet the picker test counts."""
+    place_file(server.models / "checkpoints" / "fleet-used.safetensors")
+    an_hour_ago = int(time.time()) - 3600
+    with psycopg.connect(server.env[URL_VARIABLE]) as db:  # gpu-3 used the file an hour ago, and reports
+        db.execute("INSERT INTO machines (id, name, stream, last_report) VALUES ('gpu-3', 'gpu-3', 's', %s)",
+                   (int(time.time()),))
+        db.execute("INSERT INTO model_usage (machine, model_type, model_name, count, first_seen, last_seen) "
+                   "VALUES ('gpu-3', 'checkpoints', 'fleet-used.safetensors', 2, %s, %s)", (an_hour_ago, an_hour_ago))
+    until(lambda: (row := server.model("checkpoints", "fleet-used.safetensors")) and row["machines"],
+          what="the fleet's use in the report", server=server)
+    ui.open()
+    ui.show("models")
+    ui.search("fleet-used")
+    used_on = ui.model_rows().filter(has_text="fleet-used").get_by_test_id("usage-stats-used-on")
+    expect(used_on).to_have_text("· on gpu-3")
+    expect(used_on).to_have_attribute("title", re.compile(r"^gpu-3: last used 1 hour ago, last report (just now|\d+ seconds? ago)$"))

@@ -3,11 +3,13 @@
  * first, then name), and the uninstalled models in one collapsed section at the bottom. Sections use the
  * windowed list over rows read a page at a time (model_pages.js), so a 20,000-model install downloads and
  * renders a few dozen rows; the badges and section counts come from the /disk totals. Each row shows its size
- * and can be pinned ("keep") or ticked for a bulk move to quarantine (selection.js), whichever page it is on.
+ * and can be pinned ("keep") or ticked for a bulk move to quarantine (selection.js), whichever page it is on;
+ * with a shared store, which machines used it.
  */
 import { h, icon } from "./dom.js";
 import { TIERS, TIER_LABELS, formatBytes, modelTypeTitle, splitModelPath } from "./format.js";
 import { chartButton, countCell, dateCell, nothingToShow, outcomeCell, statusDot } from "./cells.js";
+import { usedOnCell } from "./fleet_status.js";
 import { loadedBadge } from "./memory_status.js";
 import { modelKey } from "./model_pages.js";
 import { section } from "./section.js";
@@ -75,7 +77,7 @@ function pendingRow(error) {
 /**
  * Three lines of fixed height (the list is windowed), so at the sidebar's default width nothing that
  * matters is cut: [tick] dot name (its subfolder dimmed, up to two lines) and size; failures and the reason
- * in words (up to two lines); "N uses · last used …" with the pin and the chart button.
+ * in words (up to two lines); "N uses · last used … · on gpu-2" with the pin and the chart button.
  */
 function modelRow(model, showType, { selected, onToggle, actions, onSelectRow }) {
   const { folder, file } = splitModelPath(model.model_name);
@@ -109,6 +111,7 @@ function modelRow(model, showType, { selected, onToggle, actions, onSelectRow })
     h("div", { className: "usage-stats-row-meta" }, [
       h("span", { className: "usage-stats-figures", "data-testid": "usage-stats-figures" }, [
         countCell(model.count, "use"), h("span", { text: " · " }), dateCell(model.last_seen, { before: model.lastEver, labelled: true }),
+        usedOnCell(model.machines),
       ]),
       loadedBadge(model),
       model.installed ? keepButton(model, actions) : null,
