@@ -113,4 +113,5 @@ def test_a_model_row_says_which_machines_of_the_fleet_used_it(ui, server):
     ui.search("fleet-used")
     used_on = ui.model_rows().filter(has_text="fleet-used").get_by_test_id("usage-stats-used-on")
     expect(used_on).to_have_text("· on gpu-3")
-    expect(used_on).to_have_attribute("title", re.compile(r"^gpu-3: last used 1 hour ago, last report (just now|\d+ seconds? ago)$"))
+    tooltip = re.compile(r"^gpu-3: last used 1 hour ago, last report (just now|\d+ seconds? ago)$")
+    expect(used_on).to_have_attribute("title", tooltip)
