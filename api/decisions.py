@@ -124,7 +124,11 @@ class DecisionsApi:
 
     async def duplicates(self, request: web.Request):
         query_params(request, set())
-        return self.duplicates_job.status(), {}
+        return self._duplicates_status(), {}
+
+    def _duplicates_status(self) -> dict:
+        """The search's status, and whether it hashes every file (a shared store) or files of equal size only."""
+        return {**self.duplicates_job.status(), "every_file": self.app.shared is not None}
 
     async def scan_duplicates(self, request: web.Request):
         """Start the duplicate search (it only reads files: same origin is all it needs)."""
@@ -141,7 +145,7 @@ class DecisionsApi:
 
         if not self.duplicates_job.start(work):
             raise ApiError(409, "a duplicate search is already running; cancel it or wait for it to finish")
-        return self.duplicates_job.status(), {}
+        return self._duplicates_status(), {}
 
     async def cancel_duplicates(self, request: web.Request):
         query_params(request, set())

@@ -97,6 +97,12 @@ def test_the_machine_picker_counts_one_machines_prompts_and_says_when_each_last_
     expect(prompts).not_to_have_text("0")
 
 
+def test_the_duplicates_tab_says_a_shared_store_has_every_file_hashed(ui):
+    ui.open()
+    ui.show("duplicates")
+    expect(ui.panel.get_by_test_id("usage-stats-duplicates-summary")).to_contain_text("Every model file is read once")
+
+
 def test_a_model_row_says_which_machines_of_the_fleet_used_it(ui, server):
     """Runs last: it adds a machine to the fleet the picker test counts."""
     place_file(server.models / "checkpoints" / "fleet-used.safetensors")

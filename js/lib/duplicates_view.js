@@ -59,7 +59,11 @@ function summary(current) {
   if (current.state === "running") return `Comparing files… ${total ? Math.floor((100 * done) / total) : 0}% of ${formatBytes(total)}`;
   if (current.state === "cancelled") return "Search cancelled.";
   if (current.state === "failed") return `Search failed: ${current.error}`;
-  if (current.state !== "done") return "Files of equal size are compared by content; only those are read.";
+  if (current.state !== "done") {
+    return current.every_file
+      ? "Every model file is read once and hashed (a shared store: machines that list one file under other names then know it is one file)."
+      : "Files of equal size are compared by content; only those are read.";
+  }
   const { groups, wasted_bytes: wasted } = current.result;
   return groups.length ? `${plural(groups.length, "group")} of identical files · ${formatBytes(wasted)} in extra copies` : "No duplicates found.";
 }
