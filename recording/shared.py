@@ -261,10 +261,18 @@ class Shipper:
 
     def _unreachable(self, error: Exception) -> None:
         """Reports read the local store from now on; one log line per outage (the outbox keeps every row
-        until the shared store is back, and the shipper's next delivery that succeeds ends the outage)."""
-        message = f"the shared store {redacted(self.settings.url)} is unreachable ({_without_secrets(error, self.settings.url)})"
+        until the shared store is back, and the shipper's next delivery that succeeds ends the outage).
+
+        A delivery that fails for another reason than a lost connection is a bug (a row the shared store
+        cannot apply): reports read the local store all the same, since the fleet lacks this machine's
+        latest use, but the one log line carries the traceback."""
+        url, why = redacted(self.settings.url), _without_secrets(error, self.settings.url)
+        lost = connection_lost(error)
+        message = f"the shared store {url} is unreachable ({why})" if lost else (
+            f"delivering to the shared store {url} failed ({why})")
         if self.error in (None, NOT_CONNECTED):
-            log.warning("[usage-stats] %s; recording locally and delivering when it is back", message)
+            log.warning("[usage-stats] %s; recording locally and delivering when it is back", message,
+                        exc_info=None if lost else error)
         self.error = message
 
     def _disconnect(self) -> None:

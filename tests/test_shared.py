@@ -302,3 +302,24 @@ def test_a_stopped_server_is_an_outage_not_a_bug(machines, app_of, postgres, cap
     assert row["evidence_incomplete"] == SHARED_STORE_UNREACHABLE[1][0]
     assert described["reachable"] is False and "is unreachable" in described["error"]
     assert errors_logged(caplog) == []  # an outage is one warning, never a traceback
+
+
+def test_a_delivery_the_shared_store_cannot_apply_is_one_log_line_with_its_traceback(machines, fleet, shared_url, caplog):
+    """Not an outage but a bug: reports read this machine's own statistics (capped) until it delivers again."""
+    a = machines("a").start()
+    until(lambda: a.shipper.reachable, what="the first delivery")
+    with psycopg.connect(shared_url, autocommit=True) as db:
+        db.execute("ALTER TABLE daily RENAME TO moved_away")  # every batch of prompts adds to it
+        try:
+            with caplog.at_level(logging.WARNING, logger="usage_stats"):
+                a.prompts(3)
+                until(lambda: a.shipper.error, what="the failed delivery")
+                a.prompts(2)
+                until(lambda: a.writer.store.prompt_count() == 5, what="recorded locally all the same")
+            lines = [r for r in caplog.records if "shared store" in r.getMessage()]
+            assert len(lines) == 1 and "delivering to the shared store" in lines[0].getMessage()
+            assert lines[0].exc_info is not None and '"daily" does not exist' in lines[0].getMessage()
+            assert a.shipper.reachable is False  # the fleet lacks a's latest use: reports cap every file
+        finally:
+            db.execute("ALTER TABLE moved_away RENAME TO daily")
+    until(all_delivered(a, fleet, 5), timeout=60, what="everything delivered once it can be applied")
