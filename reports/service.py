@@ -88,8 +88,11 @@ class Reports:
         )
         mark_rows(report, lambda p: p["package"], references, kept)
         seconds = self.import_seconds()
+        used_on = store.package_machines() if self._reads_fleet(store) else None
         for row in report:
             row["import_seconds"] = seconds.get(row["package"])
+            if used_on is not None:
+                row["machines"] = _machine_entries(used_on.get(row["package"], ()))
         return report
 
     def usage_report(self, store: UsageStore, view: View) -> list[dict]:
@@ -122,6 +125,9 @@ class Reports:
             self._models[view] = memo  # now the newest
             return memo
 
+    def _reads_fleet(self, store) -> bool:
+        return self.shared is not None and store is self.shared.fleet
+
     def _evidence_gaps(self, store, installed) -> tuple[dict, object]:
         """Caps for files whose use elsewhere `store` may lack (a silent machine, an unreachable shared store),
         and a cheap key that changes when they do."""
@@ -141,7 +147,7 @@ class Reports:
 
     def _build_model_report(self, store: UsageStore, installed, infos, evidence, gaps, thresholds: Thresholds, view: View):
         same_file = {**self.models.same_file_keys(), **disk.identities(infos)}  # one file, one usage
-        reads_fleet = self.shared is not None and store is self.shared.fleet
+        reads_fleet = self._reads_fleet(store)
         twins = store.content_twins() if reads_fleet else {}  # one file, other names on other machines
         gaps = _spread_over_twins(gaps, twins)
         evidence, references, kept = evidence
@@ -184,10 +190,14 @@ def _attach_machines(report: list[dict], used_on: dict, twins: dict) -> None:
                 for machine, name, last_used, last_report in used_on.get(other, ()):
                     if machine not in latest or latest[machine][1] < last_used:
                         latest[machine] = (name, last_used, last_report)
-            model["machines"] = [
-                {"id": machine, "name": name, "last_used": iso(last_used), "last_report": iso(last_report)}
-                for machine, (name, last_used, last_report) in sorted(latest.items(), key=lambda m: -m[1][1])
-            ]
+            by_last_use = sorted(latest.items(), key=lambda entry: -entry[1][1])
+            model["machines"] = _machine_entries((machine, *seen) for machine, seen in by_last_use)
+
+
+def _machine_entries(used_on) -> list[dict]:
+    """(machine id, name, last use, last report) rows as a report row's `machines`."""
+    return [{"id": machine, "name": name, "last_used": iso(last_used), "last_report": iso(last_report)}
+            for machine, name, last_used, last_report in used_on]
 
 
 def _attach_load_stats(report: list[dict], loads: dict[tuple[str, str], tuple[int, int, int, int]]) -> None:

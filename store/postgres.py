@@ -240,10 +240,16 @@ class FleetStore:
             """SELECT u.model_type, u.model_name, m.id, m.name, u.last_seen, m.last_report
                FROM model_usage u JOIN machines m ON m.id = u.machine WHERE u.count > 0 ORDER BY u.last_seen DESC"""
         )
-        used_on: dict[tuple[str, str], list[tuple[str, str, int, int]]] = {}
-        for model_type, model_name, *machine in rows:
-            used_on.setdefault((model_type, model_name), []).append(tuple(machine))
-        return used_on
+        return _by_item(((model_type, model_name), machine) for model_type, model_name, *machine in rows)
+
+    def package_machines(self) -> dict[str, list[tuple[str, str, int, int]]]:
+        """pack -> (machine id, name, its last use, its last report) of every machine that used a node of it."""
+        rows = self._all(
+            """SELECT u.package, m.id, m.name, MAX(u.last_seen), m.last_report
+               FROM node_usage u JOIN machines m ON m.id = u.machine WHERE u.count > 0
+               GROUP BY u.package, m.id, m.name, m.last_report ORDER BY 4 DESC"""
+        )
+        return _by_item((package, machine) for package, *machine in rows)
 
     def incomplete_evidence(self, stale_before: int) -> dict[tuple[str, str], list[str]]:
         """(type, name) -> the machines listing that file that have not reported since `stale_before`.
@@ -421,6 +427,14 @@ def _retire(db, machine: str, old_stream: str, stream: str) -> int:
         db.execute(f"UPDATE {table} SET machine = %s WHERE machine = %s", (retired, machine))
     db.execute("UPDATE machines SET stream = %s, last_seq = 0 WHERE id = %s", (stream, machine))
     return 0
+
+
+def _by_item(rows: Iterable[tuple[object, list]]) -> dict:
+    """item -> its machines' (id, name, last use, last report), in the order the rows come."""
+    used_on: dict = {}
+    for item, machine in rows:
+        used_on.setdefault(item, []).append(tuple(machine))
+    return used_on
 
 
 def _twins(hashed: list[tuple[str, str, str, str]], listed: set[tuple[str, str, str]]) -> dict:

@@ -192,6 +192,18 @@ def test_a_view_of_one_machine_counts_its_prompts_only(tmp_path, fleet):
     assert [(machine, name) for machine, name, _, _ in used_on] == [("a", "A"), ("b", "B")]
 
 
+def test_a_pack_is_used_on_the_machines_that_ran_its_nodes(tmp_path, fleet):
+    a, b = local_store(tmp_path, "a"), local_store(tmp_path, "b")
+    a.record([use(nodes={"Upscale": "upscale-pack", "KSampler": "__builtin__"})])
+    b.record([use(ts=NOW + 60, nodes={"Upscale": "upscale-pack", "Face": "face-pack"})])
+    ship(a, fleet, "a")
+    ship(b, fleet, "b")
+    used_on = {pack: [(machine, last) for machine, _, last, _ in machines]
+               for pack, machines in fleet.package_machines().items()}
+    assert used_on == {"upscale-pack": [("b", NOW + 60), ("a", NOW)], "face-pack": [("b", NOW + 60)],
+                       "__builtin__": [("a", NOW)]}
+
+
 def test_one_content_under_names_no_machine_lists_both_of_is_one_file(tmp_path, fleet):
     """A mounts the shared volume as its checkpoints folder, B as a subfolder: one file, two names. Two names
     of one content that one machine lists both of are two copies there (duplicates), and stay apart."""

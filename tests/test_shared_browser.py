@@ -103,7 +103,7 @@ def test_the_duplicates_tab_says_a_shared_store_has_every_file_hashed(ui):
     expect(ui.panel.get_by_test_id("usage-stats-duplicates-summary")).to_contain_text("Every model file is read once")
 
 
-def test_a_model_row_says_which_machines_of_the_fleet_used_it(ui, server):
+def test_model_and_pack_rows_say_which_machines_of_the_fleet_used_them(ui, server):
     """Runs last: it adds a machine to the fleet the picker test counts."""
     place_file(server.models / "checkpoints" / "fleet-used.safetensors")
     an_hour_ago = int(time.time()) - 3600
@@ -112,12 +112,17 @@ def test_a_model_row_says_which_machines_of_the_fleet_used_it(ui, server):
                    (int(time.time()),))
         db.execute("INSERT INTO model_usage (machine, model_type, model_name, count, first_seen, last_seen) "
                    "VALUES ('gpu-3', 'checkpoints', 'fleet-used.safetensors', 2, %s, %s)", (an_hour_ago, an_hour_ago))
+        db.execute("INSERT INTO node_usage (machine, class_type, package, count, first_seen, last_seen) "
+                   "VALUES ('gpu-3', 'IdleOutput', 'usage-stats-idle-pack', 1, %s, %s)", (an_hour_ago, an_hour_ago))
     until(lambda: (row := server.model("checkpoints", "fleet-used.safetensors")) and row["machines"],
           what="the fleet's use in the report", server=server)
     ui.open()
     ui.show("models")
     ui.search("fleet-used")
     used_on = ui.model_rows().filter(has_text="fleet-used").get_by_test_id("usage-stats-used-on")
-    expect(used_on).to_have_text("· on gpu-3")
+    expect(used_on).to_have_text("on gpu-3")
     tooltip = re.compile(r"^gpu-3: last used 1 hour ago, last report (just now|\d+ seconds? ago)$")
     expect(used_on).to_have_attribute("title", tooltip)
+    ui.show("nodes")
+    ui.search("")
+    expect(ui.package_row("usage-stats-idle-pack").get_by_test_id("usage-stats-used-on")).to_have_text("on gpu-3")

@@ -3,8 +3,8 @@
  * ("Shared store: 3 machines · gpu-2 silent since 2 days ago"), hidden without a shared store. It says plainly
  * when the shared store is unreachable or a read of it failed, because nothing is suggested for removal then
  * (the views fall back to this machine's own statistics). Read when the panel
- * asks (it opens, a prompt finished, Refresh), like the memory line. Also the fleet's part of a model row:
- * which machines used the file.
+ * asks (it opens, a prompt finished, Refresh), like the memory line. Also the fleet's part of a model or pack
+ * row: which machines used it.
  */
 import { h } from "./dom.js";
 import { fetchShared } from "./api.js";
@@ -57,14 +57,14 @@ function render(line, shared) {
 }
 
 /**
- * Which machines of the fleet used a model: "on gpu-2" or "on 3 machines", each machine's last use and last
- * report in the tooltip. Null when no machine did, and without a shared store (rows carry `machines` only then).
+ * Which machines of the fleet used a model or a pack: "on gpu-2" or "on 3 machines", each machine's last use and
+ * last report in the tooltip. Null when no machine did, and without a shared store (rows carry `machines` only then).
  */
 export function usedOnCell(machines) {
   if (!machines?.length) return null;
   return h("span", {
     className: "usage-stats-used-on", "data-testid": "usage-stats-used-on",
-    text: machines.length === 1 ? ` · on ${machines[0].name}` : ` · on ${plural(machines.length, "machine")}`,
+    text: machines.length === 1 ? `on ${machines[0].name}` : `on ${plural(machines.length, "machine")}`,
     title: machines.map((machine) => `${machine.name}: last used ${relativeTime(machine.last_used)}, `
       + `last report ${relativeTime(machine.last_report)}`).join("\n"),
   });

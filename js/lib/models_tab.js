@@ -82,6 +82,7 @@ function pendingRow(error) {
 function modelRow(model, showType, { selected, onToggle, actions, onSelectRow }) {
   const { folder, file } = splitModelPath(model.model_name);
   const reasons = (model.reasons ?? []).join("; ");
+  const usedOn = usedOnCell(model.machines);
   return h("div", {
     className: "usage-stats-model-row",
     role: "listitem",
@@ -111,7 +112,7 @@ function modelRow(model, showType, { selected, onToggle, actions, onSelectRow })
     h("div", { className: "usage-stats-row-meta" }, [
       h("span", { className: "usage-stats-figures", "data-testid": "usage-stats-figures" }, [
         countCell(model.count, "use"), h("span", { text: " · " }), dateCell(model.last_seen, { before: model.lastEver, labelled: true }),
-        usedOnCell(model.machines),
+        ...(usedOn ? [h("span", { text: " · " }), usedOn] : []),
       ]),
       loadedBadge(model),
       model.installed ? keepButton(model, actions) : null,

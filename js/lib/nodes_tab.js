@@ -6,6 +6,7 @@
 import { h, icon } from "./dom.js";
 import { TIERS, TIER_LABELS, plural } from "./format.js";
 import { chartButton, countCell, dateCell, importTime, nothingToShow, outcomeCell, statusDot } from "./cells.js";
+import { usedOnCell } from "./fleet_status.js";
 import { section } from "./section.js";
 import { countByTier, summaryBar } from "./summary_bar.js";
 
@@ -69,6 +70,7 @@ function packageRow(pack, expanded, openMatches, actions, onSelectRow) {
         h("span", { title: "nodes of this pack used at least once / nodes it provides", text: `${pack.used_nodes}/${pack.total_nodes} nodes` }),
         dateCell(pack.last_seen, { before: pack.lastEver, labelled: true }),
         importTime(pack.import_seconds, pack.status),
+        usedOnCell(pack.machines),
       ]),
       pack.reasons?.length ? h("span", { className: "usage-stats-pack-reason", "data-testid": "usage-stats-reason", text: pack.reasons.join("; ") }) : null,
     ]),
