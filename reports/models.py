@@ -65,7 +65,7 @@ def _other_names(same_file: dict[tuple[str, str], str], twins: Mapping) -> dict[
     names_by_file: dict[str, set[tuple[str, str]]] = {}
     for key, identity in same_file.items():
         names_by_file.setdefault(identity, set()).add(key)
-    others = {key: names_by_file[identity] - {key} for key, identity in same_file.items()}
+    others = {key: names_by_file[identity] - {key} for key, identity in same_file.items() if len(names_by_file[identity]) > 1}
     for key, names in twins.items():
         others[key] = others.get(key, set()) | names
     return others
