@@ -166,3 +166,23 @@ def test_files_a_silent_machine_lists_are_never_safe_to_remove(machines, fleet):
     row = old_unused_model_report(a, a.shipper.fleet)["a.safetensors"]
     assert row["status"] == "consider_removing"
     assert any("no report for over 24 h from b" in reason for reason in row["reasons"]), row["reasons"]
+
+
+def test_the_fleets_evidence_gaps_are_read_again_when_a_machine_falls_silent_or_reports_again(machines, fleet):
+    clock = {"now": NOW - 90 * DAY}
+    a = machines("a", clock=lambda: clock["now"]).start()
+    b = machines("b", clock=lambda: clock["now"]).start()
+    until(lambda: len(fleet.machines()) == 2 and a.writer.store.owed_count() == b.writer.store.owed_count() == 0,
+          what="both machines reporting, nothing owed")
+    reading = a.shipper.fleet
+    assert a.shipper.evidence_gaps(reading, {})[0] == {}
+    b.stop()  # b falls silent: nothing is delivered, yet its files' evidence is now incomplete
+    clock["now"] = NOW
+    until(lambda: a.shipper.last_delivery == NOW, what="a heartbeat at the new time")
+    gaps, key = a.shipper.evidence_gaps(reading, {})
+    assert "from b" in gaps[("checkpoints", "a.safetensors")][1][0], gaps
+    assert a.shipper.evidence_gaps(reading, {}) == (gaps, key)
+    assert a.shipper.evidence_gaps(reading, {})[0] is gaps  # nothing changed: not read again
+    b_again = machines("b", clock=lambda: clock["now"]).start()
+    until(lambda: b_again.shipper.last_delivery == NOW, what="b reporting again")
+    assert a.shipper.evidence_gaps(reading, {})[0] == {}
