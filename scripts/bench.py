@@ -522,11 +522,15 @@ def models_server(base: Path, files: int, packs: int, database: Path, env: dict[
     return server
 
 
-def get_times(url: str, path: str, samples: int) -> tuple[float, list[float], int, int]:
-    """(the first GET's seconds, the next `samples` GETs' seconds, bytes of JSON, bytes on the wire)."""
-    cold = timed_get(url, path)[0]
-    runs = [timed_get(url, path) for _ in range(samples)]
-    return cold, [r[0] for r in runs], runs[-1][2], runs[-1][1]
+def get_times(urls: list[str], path: str, samples: int) -> list[tuple[float, list[float], int, int]]:
+    """For each server of `urls`: (its first GET's seconds, the next `samples` GETs' seconds, bytes of JSON, bytes
+    on the wire). Servers take turns GET by GET, so load from other jobs on the machine falls on each alike."""
+    firsts = [timed_get(url, path)[0] for url in urls]
+    runs: list[list[tuple[float, int, int]]] = [[] for _ in urls]
+    for _ in range(samples):
+        for url, taken in zip(urls, runs, strict=True):
+            taken.append(timed_get(url, path))
+    return [(first, [r[0] for r in taken], taken[-1][2], taken[-1][1]) for first, taken in zip(firsts, runs, strict=True)]
 
 
 def loop_latency(url: str, seconds: float) -> tuple[list[float], list[float]]:
@@ -581,7 +585,7 @@ def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
             label = f"{files:,} files, {packs} packs × 10, {prompts:,} prompts"
             for path in ("/nodes-stats/packages", "/nodes-stats/usage", "/nodes-stats/models",
                          "/nodes-stats/models?status=safe_to_remove,consider_removing&limit=100"):
-                _, times, body, wire = get_times(server.url, path, 5 if quick else 15)  # the first: first listing, first report
+                [(_, times, body, wire)] = get_times([server.url], path, 5 if quick else 15)  # the first: first report
                 target = "≤ 30 ms warm" if path == "/nodes-stats/models" and files == 20_000 else ""
                 row("4 reads", f"GET {path} ({label})",
                     f"median {ms(statistics.median(times))}, p95 {ms(pct(times, 95))}; {size(body)} JSON, "

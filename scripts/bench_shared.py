@@ -252,31 +252,32 @@ def bench_fleet_reads(quick: bool, url: str, database: Path) -> None:
 
 
 def bench_fleet_http(quick: bool, url: str, database: Path) -> None:
-    """GET /models and /disk over HTTP from a real ComfyUI listing the fleet's FLEET_FILES files: machine m0 of
-    the fleet (its own database), alone on SQLite, then reporting into the shared store and reading the fleet's,
-    then again once another machine fell silent (every file it lists is capped: the costliest fleet read)."""
+    """GET /models and /disk over HTTP from real ComfyUI servers listing the fleet's FLEET_FILES files, each being
+    machine m0 of the fleet (a copy of its database): one on SQLite alone, one reporting into the shared store
+    and reading the fleet's, taking turns; then again once another machine fell silent (every file it lists is
+    capped: the costliest fleet read)."""
     import psycopg
 
     from usage_stats.recording.shared import DEFAULT_STALE_HOURS, MACHINE_FILE, NAME_VARIABLE, URL_VARIABLE
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-http-"))
-    fleet_env = {URL_VARIABLE: url, NAME_VARIABLE: "m0"}
-    for label, env in (("SQLite only, m0's own database", None), (f"fleet (PostgreSQL), {MACHINES} machines", fleet_env)):
-        server = models_server(workdir / ("fleet" if env else "alone"), FLEET_FILES, 30, database, env)
-        (server.database.parent / MACHINE_FILE).write_text("m0")  # this machine is m0 of the fleet
-        server.start(timeout=300)
-        try:
-            if env:
-                _wait_delivered(server)
-            _http_rows(quick, server, label)
+    alone = models_server(workdir / "alone", FLEET_FILES, 30, database)
+    fleet = models_server(workdir / "fleet", FLEET_FILES, 30, database, {URL_VARIABLE: url, NAME_VARIABLE: "m0"})
+    servers = {"SQLite only, m0's own database": alone, f"fleet (PostgreSQL), {MACHINES} machines": fleet}
+    try:
+        for server in servers.values():
+            (server.database.parent / MACHINE_FILE).write_text("m0")  # this machine is m0 of the fleet
+            server.start(timeout=300)
+        _wait_delivered(fleet)
+        _http_rows(quick, servers)
+        for label, server in servers.items():
             row("8 shared store", f"GET /features while {HEAVY_CLIENTS} client loops on /nodes-stats/models ({label})",
                 latency_text(*loop_latency(server.url, 3 if quick else 8)), "loop never blocked > 5 ms")
-            if env:
-                with psycopg.connect(url) as db:
-                    db.execute("UPDATE machines SET last_report = last_report - %s WHERE id = 'm3'",
-                               (2 * DEFAULT_STALE_HOURS * 3600,))
-                _http_rows(quick, server, f"{label}, m3 silent for 2 days")
-        finally:
+        with psycopg.connect(url) as db:
+            db.execute("UPDATE machines SET last_report = last_report - %s WHERE id = 'm3'", (2 * DEFAULT_STALE_HOURS * 3600,))
+        _http_rows(quick, {f"fleet (PostgreSQL), {MACHINES} machines, m3 silent for 2 days": fleet}, reference=alone)
+    finally:
+        for server in servers.values():
             server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
 
@@ -287,13 +288,17 @@ def _wait_delivered(server) -> None:
           timeout=120, what="the shipper to deliver all it owes", server=server)
 
 
-def _http_rows(quick: bool, server, label: str) -> None:
-    """Rows of GET /models (its first answer after a change, then cached) and of /disk (the same report, summed)."""
-    samples = 5 if quick else 15
-    cold, warm, body, wire = get_times(server.url, "/nodes-stats/models", samples)
-    row("8 shared store", f"GET /nodes-stats/models end to end, {FLEET_FILES:,} files: {label}",
-        f"first {ms(cold)}; then median {ms(statistics.median(warm))}, p95 {ms(pct(warm, 95))}; "
-        f"{size(body)} JSON, {size(wire)} on the wire (gzip)", "≤ 30 ms warm")
-    _, warm, *_ = get_times(server.url, "/nodes-stats/disk", samples)
-    row("8 shared store", f"GET /nodes-stats/disk, {FLEET_FILES:,} files: {label}",
-        f"median {ms(statistics.median(warm))}, p95 {ms(pct(warm, 95))}", "")
+def _http_rows(quick: bool, servers: dict, reference=None) -> None:
+    """Rows of GET /models (its first answer after a change, then cached) and of /disk (the same report, summed),
+    the servers taking turns; with a `reference` server, it takes its turns too and its figure is quoted."""
+    urls = [server.url for server in servers.values()] + ([reference.url] if reference else [])
+    samples = 15 if quick else 30
+    models, disks = get_times(urls, "/nodes-stats/models", samples), get_times(urls, "/nodes-stats/disk", samples)
+    beside = (f" (SQLite alone in the same turns: median {ms(statistics.median(models[-1][1]))}, /disk "
+              f"{ms(statistics.median(disks[-1][1]))})") if reference else ""
+    for label, (first, warm, body, wire), (_, disk, *_) in zip(servers, models, disks, strict=False):
+        row("8 shared store", f"GET /nodes-stats/models end to end, {FLEET_FILES:,} files: {label}",
+            f"first {ms(first)}; then median {ms(statistics.median(warm))}, p95 {ms(pct(warm, 95))}; "
+            f"{size(body)} JSON, {size(wire)} on the wire (gzip){beside}", "≤ 30 ms warm")
+        row("8 shared store", f"GET /nodes-stats/disk, {FLEET_FILES:,} files: {label}",
+            f"median {ms(statistics.median(disk))}, p95 {ms(pct(disk, 95))}", "")
