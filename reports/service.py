@@ -133,8 +133,8 @@ class Reports:
         and a cheap key that changes when they do."""
         if self.shared is None:
             return {}, None
-        gaps = self.shared.evidence_gaps(store, installed)
-        return gaps, (store is self.shared.fleet, frozenset(tuple(reasons) for _, reasons in gaps.values()))
+        gaps, key = self.shared.evidence_gaps(store, installed)
+        return gaps, (store is self.shared.fleet, key)
 
     def export_rows(self, store: UsageStore, what: str, view: View) -> list[dict]:
         if what == "models":

@@ -36,6 +36,7 @@ _package.__path__ = [str(REPO)]
 sys.modules.setdefault("usage_stats", _package)
 
 from comfyui import PACK_NAME, ComfyServer, place_file, until  # noqa: E402
+sys.modules.setdefault("bench", sys.modules[__name__])  # bench_shared's rows go into this ROWS when run as a script
 
 ROWS: list[tuple[str, str, str, str]] = []  # (section, measure, figure, target)
 HEAVY_CLIENTS = 1  # clients looping on /models while a cheap GET measures the event loop (2 would saturate 2 cores)
@@ -501,20 +502,69 @@ def timed_get(url: str, path: str, gzip_ok: bool = True) -> tuple[float, int, in
     return took, len(raw), len(body)
 
 
+def model_listing(files: int) -> dict[str, list[str]]:
+    """`files` model names as ComfyUI lists them: four types, twenty subfolders each (a large collection)."""
+    per_type = {"checkpoints": files // 2, "loras": files // 4, "vae": files // 8}
+    per_type["upscale_models"] = files - sum(per_type.values())
+    return {t: [f"sub{i % 20}/{t}_{i:05d}.safetensors" for i in range(n)] for t, n in per_type.items()}
+
+
+def models_server(base: Path, files: int, packs: int, database: Path, env: dict[str, str] | None = None) -> ComfyServer:
+    """A real ComfyUI (not started) with `files` model files, `packs` packs of 10 nodes and a copy of `database`."""
+    server = ComfyServer(base, env=env)
+    place_file(server.models / "checkpoints" / "bench.safetensors")
+    for model_type, names in model_listing(files).items():
+        for name in names:
+            place_file(server.models / model_type / name)
+    write_packs(server.custom_nodes, packs, 10)
+    server.database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(database, server.database)
+    return server
+
+
+def get_times(urls: list[str], path: str, samples: int) -> list[tuple[float, list[float], int, int]]:
+    """For each server of `urls`: (its first GET's seconds, the next `samples` GETs' seconds, bytes of JSON, bytes
+    on the wire). Servers take turns GET by GET, so load from other jobs on the machine falls on each alike."""
+    firsts = [timed_get(url, path)[0] for url in urls]
+    runs: list[list[tuple[float, int, int]]] = [[] for _ in urls]
+    for _ in range(samples):
+        for url, taken in zip(urls, runs, strict=True):
+            taken.append(timed_get(url, path))
+    return [(first, [r[0] for r in taken], taken[-1][2], taken[-1][1]) for first, taken in zip(firsts, runs, strict=True)]
+
+
+def loop_latency(url: str, seconds: float) -> tuple[list[float], list[float]]:
+    """Seconds of a cheap GET every 2 ms while HEAVY_CLIENTS clients loop on /models, and of the same GET idle."""
+    stop = threading.Event()
+    cheap: list[float] = []
+
+    def heavy() -> None:
+        while not stop.is_set():
+            timed_get(url, "/nodes-stats/models")
+
+    workers = [threading.Thread(target=heavy) for _ in range(HEAVY_CLIENTS)]
+    for w in workers:
+        w.start()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        cheap.append(timed_get(url, "/features", gzip_ok=False)[0])
+        time.sleep(0.002)
+    stop.set()
+    for w in workers:
+        w.join()
+    return cheap, [timed_get(url, "/features", gzip_ok=False)[0] for _ in range(200)]
+
+
+def latency_text(cheap: list[float], idle: list[float]) -> str:
+    return (f"median {ms(statistics.median(cheap))}, p95 {ms(pct(cheap, 95))}, max {ms(max(cheap))} "
+            f"(idle: median {ms(statistics.median(idle))}, p95 {ms(pct(idle, 95))})")
+
+
 def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
     sizes = [5000] if quick else [5000, 20_000]
     packs = 30 if quick else 300
     for files in sizes:
-        server = ComfyServer(workdir / f"reads-{files}")
-        place_file(server.models / "checkpoints" / "bench.safetensors")
-        per_type = {"checkpoints": files // 2, "loras": files // 4, "vae": files // 8}
-        per_type["upscale_models"] = files - sum(per_type.values())
-        for model_type, n in per_type.items():
-            for i in range(n):
-                place_file(server.models / model_type / f"sub{i % 20}" / f"{model_type}_{i:05d}.safetensors")
-        write_packs(server.custom_nodes, packs, 10)
-        server.database.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(history, server.database)  # the history: 1M prompts (100k in --quick)
+        server = models_server(workdir / f"reads-{files}", files, packs, history)  # the history: 1M prompts (100k in --quick)
         with sqlite3.connect(server.database) as db:
             prompts = db.execute("SELECT COUNT(*) FROM prompt_log").fetchone()[0]
         start = time.perf_counter()
@@ -535,37 +585,13 @@ def bench_reads(quick: bool, workdir: Path, history: Path) -> None:
             label = f"{files:,} files, {packs} packs × 10, {prompts:,} prompts"
             for path in ("/nodes-stats/packages", "/nodes-stats/usage", "/nodes-stats/models",
                          "/nodes-stats/models?status=safe_to_remove,consider_removing&limit=100"):
-                timed_get(server.url, path)  # cold: first listing, first report
-                runs = [timed_get(server.url, path) for _ in range(5 if quick else 15)]
-                times = [r[0] for r in runs]
-                wire, body = runs[-1][1], runs[-1][2]
+                [(_, times, body, wire)] = get_times([server.url], path, 5 if quick else 15)  # the first: first report
                 target = "≤ 30 ms warm" if path == "/nodes-stats/models" and files == 20_000 else ""
                 row("4 reads", f"GET {path} ({label})",
                     f"median {ms(statistics.median(times))}, p95 {ms(pct(times, 95))}; {size(body)} JSON, "
                     f"{size(wire)} on the wire (gzip)", target)
-            # event-loop latency: a cheap GET every 2 ms while /models is built, repeatedly
-            stop = threading.Event()
-            cheap: list[float] = []
-
-            def heavy(url: str, stop: threading.Event) -> None:
-                while not stop.is_set():
-                    timed_get(url, "/nodes-stats/models")
-
-            workers = [threading.Thread(target=heavy, args=(server.url, stop)) for _ in range(HEAVY_CLIENTS)]
-            for w in workers:
-                w.start()
-            deadline = time.perf_counter() + (3 if quick else 8)
-            while time.perf_counter() < deadline:
-                cheap.append(timed_get(server.url, "/features", gzip_ok=False)[0])
-                time.sleep(0.002)
-            stop.set()
-            for w in workers:
-                w.join()
-            baseline = [timed_get(server.url, "/features", gzip_ok=False)[0] for _ in range(200)]
             row("4 reads", f"GET /features while {HEAVY_CLIENTS} client loops on /nodes-stats/models ({files:,} files)",
-                f"median {ms(statistics.median(cheap))}, p95 {ms(pct(cheap, 95))}, max {ms(max(cheap))} "
-                f"(idle: median {ms(statistics.median(baseline))}, p95 {ms(pct(baseline, 95))})",
-                "loop never blocked > 5 ms")
+                latency_text(*loop_latency(server.url, 3 if quick else 8)), "loop never blocked > 5 ms")
             row("6 start-up", f"ComfyUI start to first answer ({files:,} files, {packs} packs)", f"{started:.1f} s")
         finally:
             server.stop()

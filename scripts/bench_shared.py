@@ -1,5 +1,6 @@
 """Benchmarks of the shared store (PostgreSQL): what the outbox costs SQLite, ingest into PostgreSQL from one
-machine and from four at once, and the reads behind /models at 20,000 files fleet-wide.
+machine and from four at once, and /models at 20,000 files fleet-wide: the store's reads behind it, and the
+route end to end over HTTP from a real ComfyUI, beside the same machine on SQLite alone.
 
 Run through `scripts/bench --only shared` (a section of scripts/bench.py). Starts its own PostgreSQL
 (tests/postgres.py) in a temporary directory; the figures go into the same table as every other section.
@@ -8,12 +9,29 @@ Run through `scripts/bench --only shared` (a section of scripts/bench.py). Start
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench import FIVE_MODELS, PACK_NAME, fake_comfy, five_model_prompt, ms, row
+from bench import (
+    FIVE_MODELS,
+    HEAVY_CLIENTS,
+    PACK_NAME,
+    fake_comfy,
+    five_model_prompt,
+    get_times,
+    latency_text,
+    loop_latency,
+    model_listing,
+    models_server,
+    ms,
+    pct,
+    row,
+    size,
+)
+from comfyui import until
 from postgres import PostgresServer
 
 MACHINES = 4
@@ -27,7 +45,10 @@ def bench_shared(quick: bool) -> None:
         bench_outbox_cost(quick)
         bench_one_machine(quick, server.create_database())
         bench_four_machines(quick, server.create_database())
-        bench_fleet_reads(quick, server.create_database())
+        url = server.create_database()
+        databases = deliver_fleet(quick, url)
+        bench_fleet_reads(quick, url, databases[-1])
+        bench_fleet_http(quick, url, databases[0])
     finally:
         server.remove()
 
@@ -184,24 +205,37 @@ def bench_four_machines(quick: bool, url: str) -> None:
         f"{MACHINES * prompts / max(seconds):,.0f} prompts/s in all", "")
 
 
-def bench_fleet_reads(quick: bool, url: str) -> None:
-    """The store's part of /models at 20,000 files seen by four machines: fleet-wide against one machine's SQLite."""
+def deliver_fleet(quick: bool, url: str) -> list[Path]:
+    """MACHINES machines listing the same FLEET_FILES files (one shared volume), each using its own share of
+    them, every outbox delivered into `url`; returns each machine's SQLite database (machine i: `m<i>`)."""
     from usage_stats.domain.values import PromptUse
     from usage_stats.store.postgres import FleetStore
     from usage_stats.tracker import UsageStore
 
-    base = Path(tempfile.mkdtemp(prefix="bench-fleet-reads-"))
-    files = [("checkpoints" if i % 10 == 0 else "loras", f"model_{i:05d}.safetensors") for i in range(FLEET_FILES)]
+    base = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    files = [(t, name) for t, names in model_listing(FLEET_FILES).items() for name in names]
     fleet = FleetStore(url)
-    local = None
+    databases = []
     for m in range(MACHINES):
-        local = UsageStore(str(base / f"m{m}.db"), machine=f"m{m}")
+        databases.append(base / f"m{m}.db")
+        local = UsageStore(str(databases[-1]), machine=f"m{m}")
         local.note_installed(models=files)
         now = int(time.time())
         local.record([PromptUse(now - i * 600, {"KSampler": "__builtin__"}, frozenset({files[(i * 7 + m) % FLEET_FILES]}))
                       for i in range(2_000 if quick else 10_000)])
         while rows := local.owed(500):
             local.delivered(fleet.deliver(f"m{m}", f"m{m}", local.outbox_stream, rows))
+        local.close()
+    fleet.close()
+    return databases
+
+
+def bench_fleet_reads(quick: bool, url: str, database: Path) -> None:
+    """The store's part of /models at 20,000 files seen by four machines: fleet-wide against one machine's SQLite."""
+    from usage_stats.store.postgres import FleetStore
+    from usage_stats.tracker import UsageStore
+
+    fleet, local = FleetStore(url), UsageStore(str(database))
     reads = ("model_rows", "model_first_installed", "witness_rows", "reference_rows", "load_rows")
     for label, store in (("fleet (PostgreSQL)", fleet), ("one machine (SQLite)", local)):
         samples = []
@@ -214,3 +248,57 @@ def bench_fleet_reads(quick: bool, url: str) -> None:
         row("8 shared store", f"reads behind /models, {FLEET_FILES:,} files × {MACHINES} machines: {label}",
             f"median {ms(statistics.median(samples))}", "")
     fleet.close()
+    local.close()
+
+
+def bench_fleet_http(quick: bool, url: str, database: Path) -> None:
+    """GET /models and /disk over HTTP from real ComfyUI servers listing the fleet's FLEET_FILES files, each being
+    machine m0 of the fleet (a copy of its database): one on SQLite alone, one reporting into the shared store
+    and reading the fleet's, taking turns; then again once another machine fell silent (every file it lists is
+    capped: the costliest fleet read)."""
+    import psycopg
+
+    from usage_stats.recording.shared import DEFAULT_STALE_HOURS, MACHINE_FILE, NAME_VARIABLE, URL_VARIABLE
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-http-"))
+    alone = models_server(workdir / "alone", FLEET_FILES, 30, database)
+    fleet = models_server(workdir / "fleet", FLEET_FILES, 30, database, {URL_VARIABLE: url, NAME_VARIABLE: "m0"})
+    servers = {"SQLite only, m0's own database": alone, f"fleet (PostgreSQL), {MACHINES} machines": fleet}
+    try:
+        for server in servers.values():
+            (server.database.parent / MACHINE_FILE).write_text("m0")  # this machine is m0 of the fleet
+            server.start(timeout=300)
+        _wait_delivered(fleet)
+        _http_rows(quick, servers)
+        for label, server in servers.items():
+            row("8 shared store", f"GET /features while {HEAVY_CLIENTS} client loops on /nodes-stats/models ({label})",
+                latency_text(*loop_latency(server.url, 3 if quick else 8)), "loop never blocked > 5 ms")
+        with psycopg.connect(url) as db:
+            db.execute("UPDATE machines SET last_report = last_report - %s WHERE id = 'm3'", (2 * DEFAULT_STALE_HOURS * 3600,))
+        _http_rows(quick, {f"fleet (PostgreSQL), {MACHINES} machines, m3 silent for 2 days": fleet}, reference=alone)
+    finally:
+        for server in servers.values():
+            server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_delivered(server) -> None:
+    """Reads go to the fleet once the shipper got through, and nothing left owed moves them on while timed."""
+    until(lambda: (s := server.get("/nodes-stats/shared"))["reachable"] and s["owed"] == 0,
+          timeout=120, what="the shipper to deliver all it owes", server=server)
+
+
+def _http_rows(quick: bool, servers: dict, reference=None) -> None:
+    """Rows of GET /models (its first answer after a change, then cached) and of /disk (the same report, summed),
+    the servers taking turns; with a `reference` server, it takes its turns too and its figure is quoted."""
+    urls = [server.url for server in servers.values()] + ([reference.url] if reference else [])
+    samples = 15 if quick else 30
+    models, disks = get_times(urls, "/nodes-stats/models", samples), get_times(urls, "/nodes-stats/disk", samples)
+    beside = (f" (SQLite alone in the same turns: median {ms(statistics.median(models[-1][1]))}, /disk "
+              f"{ms(statistics.median(disks[-1][1]))})") if reference else ""
+    for label, (first, warm, body, wire), (_, disk, *_) in zip(servers, models, disks, strict=False):
+        row("8 shared store", f"GET /nodes-stats/models end to end, {FLEET_FILES:,} files: {label}",
+            f"first {ms(first)}; then median {ms(statistics.median(warm))}, p95 {ms(pct(warm, 95))}; "
+            f"{size(body)} JSON, {size(wire)} on the wire (gzip){beside}", "≤ 30 ms warm")
+        row("8 shared store", f"GET /nodes-stats/disk, {FLEET_FILES:,} files: {label}",
+            f"median {ms(statistics.median(disk))}, p95 {ms(pct(disk, 95))}", "")

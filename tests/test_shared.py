@@ -200,11 +200,11 @@ def test_a_file_another_machine_lists_under_another_name_shares_its_silence_and_
 def test_while_the_shared_store_is_unreachable_the_caps_are_built_once_per_listing(machines, fake_comfy):
     a = machines("a", url="postgresql://nobody@127.0.0.1:1/none").start(ship=False)
     local, models = a.writer.store, a.writer.models
-    caps = a.shipper.evidence_gaps(local, models.installed())
+    caps, _ = a.shipper.evidence_gaps(local, models.installed())
     assert caps == {("checkpoints", "a.safetensors"): SHARED_STORE_UNREACHABLE}
-    assert a.shipper.evidence_gaps(local, models.installed()) is caps  # every report request: no rebuild
+    assert a.shipper.evidence_gaps(local, models.installed())[0] is caps  # every report request: no rebuild
     place_file(fake_comfy.models / "checkpoints" / "b.safetensors")
-    after = a.shipper.evidence_gaps(local, models.installed())
+    after, _ = a.shipper.evidence_gaps(local, models.installed())
     assert after == {("checkpoints", n): SHARED_STORE_UNREACHABLE for n in ("a.safetensors", "b.safetensors")}
 
 
@@ -323,3 +323,23 @@ def test_a_delivery_the_shared_store_cannot_apply_is_one_log_line_with_its_trace
         finally:
             db.execute("ALTER TABLE moved_away RENAME TO daily")
     until(all_delivered(a, fleet, 5), timeout=60, what="everything delivered once it can be applied")
+
+
+def test_the_fleets_evidence_gaps_are_read_again_when_a_machine_falls_silent_or_reports_again(machines, fleet):
+    clock = {"now": NOW - 90 * DAY}
+    a = machines("a", clock=lambda: clock["now"]).start()
+    b = machines("b", clock=lambda: clock["now"]).start()
+    until(lambda: len(fleet.machines()) == 2 and a.writer.store.owed_count() == b.writer.store.owed_count() == 0,
+          what="both machines reporting, nothing owed")
+    reading = a.shipper.fleet
+    assert a.shipper.evidence_gaps(reading, {})[0] == {}
+    b.stop()  # b falls silent: nothing is delivered, yet its files' evidence is now incomplete
+    clock["now"] = NOW
+    until(lambda: a.shipper.last_delivery == NOW, what="a heartbeat at the new time")
+    gaps, key = a.shipper.evidence_gaps(reading, {})
+    assert "from b" in gaps[("checkpoints", "a.safetensors")][1][0], gaps
+    assert a.shipper.evidence_gaps(reading, {}) == (gaps, key)
+    assert a.shipper.evidence_gaps(reading, {})[0] is gaps  # nothing changed: not read again
+    b_again = machines("b", clock=lambda: clock["now"]).start()
+    until(lambda: b_again.shipper.last_delivery == NOW, what="b reporting again")
+    assert a.shipper.evidence_gaps(reading, {})[0] == {}
