@@ -18,6 +18,7 @@ from .requests import (
     VIEW_PARAMS,
     ApiError,
     Download,
+    EncodedJson,
     choices_param,
     days_param,
     encode_json,
@@ -45,7 +46,7 @@ class StatsApi:
         self.app = app
         self.reports = app.reports
         self.writer = app.writer
-        self._model_pages: dict[tuple, tuple[list[dict], bytes, int]] = {}
+        self._model_pages: dict[tuple, tuple[list[dict], EncodedJson, int]] = {}
         self._changing = asyncio.Lock()
         """One settings change at a time, each validated against the values the one before it saved."""
 
@@ -235,7 +236,7 @@ def _model_page(report: list[dict], statuses: set[str], types: set[str], text: s
     ]
     if order == "removable":
         filtered.sort(key=lambda row: (REMOVABLE_FIRST.index(row[1]["status"]), row[1]["model_name"].lower()))
-    return encode_json(_group_by_type(filtered[offset : offset + limit])), len(filtered)
+    return EncodedJson(encode_json(_group_by_type(filtered[offset : offset + limit]))), len(filtered)
 
 
 def _group_by_type(rows: list[tuple[str, dict]]) -> list[dict]:
