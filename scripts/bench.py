@@ -640,7 +640,7 @@ def main() -> int:
         if want("shared"):
             from bench_shared import bench_shared
 
-            bench_shared(args.quick)
+            bench_shared(args.quick, workdir / "shared")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     table = [

@@ -9,9 +9,7 @@ Run through `scripts/bench --only shared` (a section of scripts/bench.py). Start
 from __future__ import annotations
 
 import multiprocessing
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,22 +36,23 @@ MACHINES = 4
 FLEET_FILES = 20_000
 
 
-def bench_shared(quick: bool) -> None:
-    bench_core_against_sqlite3(quick)
+def bench_shared(quick: bool, workdir: Path) -> None:
+    """Every benchmark of the shared store, each in a folder of its own under `workdir` (scripts/bench removes it)."""
+    bench_core_against_sqlite3(quick, workdir / "core")
     server = PostgresServer().start()
     try:
-        bench_outbox_cost(quick)
-        bench_one_machine(quick, server.create_database())
-        bench_four_machines(quick, server.create_database())
+        bench_outbox_cost(quick, workdir / "outbox")
+        bench_one_machine(quick, server.create_database(), workdir / "one-machine")
+        bench_four_machines(quick, server.create_database(), workdir / "four-machines")
         url = server.create_database()
-        databases = deliver_fleet(quick, url)
+        databases = deliver_fleet(quick, url, workdir / "fleet")
         bench_fleet_reads(quick, url, databases[-1])
-        bench_fleet_http(quick, url, databases[0])
+        bench_fleet_http(quick, url, databases[0], workdir / "fleet-http")
     finally:
         server.remove()
 
 
-def bench_core_against_sqlite3(quick: bool) -> None:
+def bench_core_against_sqlite3(quick: bool, base: Path) -> None:
     """The choice the shared store made: one implementation over SQLAlchemy Core (which ComfyUI ships), or the
     local store's own sqlite3 SQL beside a PostgreSQL one. Measured on the hottest write, the daily upsert."""
     import sqlite3
@@ -65,7 +64,7 @@ def bench_core_against_sqlite3(quick: bool) -> None:
 
     rows = [("model", 20_000 + i % 30, f"checkpoints/m{i % 500}.safetensors", "default", 1, 0, 0, 0, 0, 0, i, i)
             for i in range(20_000 if quick else 100_000)]
-    base = Path(tempfile.mkdtemp(prefix="bench-core-"))
+    base.mkdir(parents=True)
     rates = {}
     for label in ("sqlite3", "SQLAlchemy Core"):
         path = base / f"{label}.db"
@@ -115,9 +114,9 @@ def _ingest(writer, count: int, seed: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def bench_outbox_cost(quick: bool) -> None:
+def bench_outbox_cost(quick: bool, base: Path) -> None:
     """The same ingest into SQLite without and with a shared store configured (every write owes an outbox row)."""
-    base = Path(tempfile.mkdtemp(prefix="bench-outbox-"))
+    base.mkdir(parents=True)
     fake_comfy(base)
     count = 10_000 if quick else 50_000
     rates = {}
@@ -133,12 +132,12 @@ def bench_outbox_cost(quick: bool) -> None:
         f"({(rates['SQLite + outbox'] / rates['SQLite only'] - 1) * 100:+.0f} %)", "outbox off: SQLite unchanged")
 
 
-def bench_one_machine(quick: bool, url: str) -> None:
+def bench_one_machine(quick: bool, url: str, base: Path) -> None:
     """Hook → local database → outbox → PostgreSQL, on one machine, until every prompt is in the shared store."""
     from usage_stats.recording.shared import SharedSettings, Shipper
     from usage_stats.store.postgres import FleetStore
 
-    base = Path(tempfile.mkdtemp(prefix="bench-ship-"))
+    base.mkdir(parents=True)
     fake_comfy(base)
     count = 10_000 if quick else 50_000
     writer = _writer(base, "one", count + 10)
@@ -185,9 +184,9 @@ def _deliver(path: str, machine: str, url: str, start_at: float, answer) -> None
     answer.put(time.perf_counter() - begun)
 
 
-def bench_four_machines(quick: bool, url: str) -> None:
+def bench_four_machines(quick: bool, url: str, base: Path) -> None:
     """Four machines delivering their outboxes into one PostgreSQL at once (four processes)."""
-    base = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    base.mkdir(parents=True)
     prompts = 5_000 if quick else 25_000
     paths = {f"m{i}": str(base / f"m{i}.db") for i in range(MACHINES)}
     for machine, path in paths.items():
@@ -205,14 +204,14 @@ def bench_four_machines(quick: bool, url: str) -> None:
         f"{MACHINES * prompts / max(seconds):,.0f} prompts/s in all", "")
 
 
-def deliver_fleet(quick: bool, url: str) -> list[Path]:
+def deliver_fleet(quick: bool, url: str, base: Path) -> list[Path]:
     """MACHINES machines listing the same FLEET_FILES files (one shared volume), each using its own share of
     them, every outbox delivered into `url`; returns each machine's SQLite database (machine i: `m<i>`)."""
     from usage_stats.domain.values import PromptUse
     from usage_stats.store.postgres import FleetStore
     from usage_stats.tracker import UsageStore
 
-    base = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    base.mkdir(parents=True)
     files = [(t, name) for t, names in model_listing(FLEET_FILES).items() for name in names]
     fleet = FleetStore(url)
     databases = []
@@ -251,7 +250,7 @@ def bench_fleet_reads(quick: bool, url: str, database: Path) -> None:
     local.close()
 
 
-def bench_fleet_http(quick: bool, url: str, database: Path) -> None:
+def bench_fleet_http(quick: bool, url: str, database: Path, workdir: Path) -> None:
     """GET /models and /disk over HTTP from real ComfyUI servers listing the fleet's FLEET_FILES files, each being
     machine m0 of the fleet (a copy of its database): one on SQLite alone, one reporting into the shared store
     and reading the fleet's, taking turns; then again once another machine fell silent (every file it lists is
@@ -260,7 +259,6 @@ def bench_fleet_http(quick: bool, url: str, database: Path) -> None:
 
     from usage_stats.recording.shared import DEFAULT_STALE_HOURS, MACHINE_FILE, NAME_VARIABLE, URL_VARIABLE
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-fleet-http-"))
     alone = models_server(workdir / "alone", FLEET_FILES, 30, database)
     fleet = models_server(workdir / "fleet", FLEET_FILES, 30, database, {URL_VARIABLE: url, NAME_VARIABLE: "m0"})
     servers = {"SQLite only, m0's own database": alone, f"fleet (PostgreSQL), {MACHINES} machines": fleet}
@@ -279,7 +277,6 @@ def bench_fleet_http(quick: bool, url: str, database: Path) -> None:
     finally:
         for server in servers.values():
             server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _wait_delivered(server) -> None:
