@@ -8,7 +8,7 @@ import pytest
 from conftest import NOW
 from usage_stats.store import database, schema
 from usage_stats.domain.tiers import Thresholds, classify
-from usage_stats.domain.values import DAY, InstalledPackage, Outcome, PromptUse, View, iso
+from usage_stats.domain.values import DAY, EVERYTHING, InstalledPackage, Outcome, PromptUse, View, iso
 from usage_stats.reports.models import model_report
 from usage_stats.reports.packages import package_report
 from usage_stats.tracker import UsageStore
@@ -294,3 +294,26 @@ def test_migrating_a_v2_database_keeps_every_prompt_total(tmp_path):
     store = UsageStore(str(path))
     assert store.prompt_count() == 9
     store.close()
+
+
+def test_the_node_reports_count_a_prompt_recorded_after_their_last_read(store, fake_comfy):
+    """The node types' daily totals are kept between reads (summing them is most of a packages report): a
+    write must show in the next one."""
+    from usage_stats.domain.tiers import DEFAULT_THRESHOLDS
+    from usage_stats.mapper import ModelMapper, PackageMapper
+    from usage_stats.reports.service import Reports
+
+    reports = Reports(PackageMapper(own_pack="us"), ModelMapper(), lambda now: DEFAULT_THRESHOLDS)
+    last_week = View(since_day=NOW // DAY - 6)
+    upscale = PromptUse(NOW, {"Upscale": "upscale-pack"}, frozenset())
+    store.record([upscale])
+
+    def count(view):
+        return {n["class_type"]: n["count"] for n in reports.usage_report(store, view)}["Upscale"]
+
+    assert count(last_week) == 1 and count(EVERYTHING) == 1
+    [row_id] = store.record([upscale])
+    assert count(last_week) == 2
+    store.record_outcomes([Outcome(upscale, row_id, "error", 10)])
+    [pack] = [p for p in reports.package_report(store, last_week) if p["package"] == "upscale-pack"]
+    assert [node["failures"] for node in pack["nodes"]] == [1]
