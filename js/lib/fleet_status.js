@@ -2,9 +2,8 @@
  * Where the statistics go when several ComfyUI machines share one model store: a status line for the panel
  * ("Shared store: 3 machines · gpu-2 silent since 2 days ago"), hidden without a shared store. It says plainly
  * when the shared store is unreachable or a read of it failed, because nothing is suggested for removal then
- * (the views fall back to this machine's own statistics). Read when the panel
- * asks (it opens, a prompt finished, Refresh), like the memory line. Also the fleet's part of a model or pack
- * row: which machines used it.
+ * (the views fall back to this machine's own statistics). Read when the panel asks (it opens, a prompt
+ * finished, Refresh), like the memory line. Also the fleet's part of a model or pack row: which machines used it.
  */
 import { h } from "./dom.js";
 import { fetchShared } from "./api.js";
