@@ -398,10 +398,11 @@ class FleetStore:
 
     def _all(self, sql: str, args: tuple = ()) -> list[tuple]:
         """Rows of a read; a connection the server dropped while idle (it restarted) is replaced once."""
+        db = self._connection()  # a thread's first connection that fails raises as it is: the store is down
         try:
-            return self._connection().execute(sql, args).fetchall()
+            return db.execute(sql, args).fetchall()
         except Exception:
-            if not self._local.db.broken:
+            if not db.broken:
                 raise
             return self._connection().execute(sql, args).fetchall()
 

@@ -238,3 +238,31 @@ def test_hashes_found_before_a_machine_joined_reach_the_shared_store_with_its_sn
     joined.reset()  # a reset forgets statistics, not what the files are
     ship(joined, fleet, "a")
     assert CKPT in fleet.content_twins()
+
+
+def test_a_read_while_the_server_is_down_fails_as_a_lost_connection_in_a_thread_that_never_read(shared_url, postgres):
+    """Reports read in executor threads, each with its own connection: one that never connected must fail the
+    way an outage does, or the outage is taken for a bug (recording/shared.connection_lost)."""
+    import threading
+
+    from usage_stats.recording.shared import connection_lost
+
+    fleet = FleetStore(shared_url)
+    failures = []
+
+    def read() -> None:
+        try:
+            fleet.machines()
+        except Exception as error:
+            failures.append(error)
+
+    postgres.stop()
+    try:
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join(30)
+    finally:
+        postgres.resume()
+    [error] = failures
+    assert connection_lost(error), repr(error)
+    fleet.close()
