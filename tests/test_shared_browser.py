@@ -119,10 +119,15 @@ def test_model_and_pack_rows_say_which_machines_of_the_fleet_used_them(ui, serve
     ui.open()
     ui.show("models")
     ui.search("fleet-used")
-    used_on = ui.model_rows().filter(has_text="fleet-used").get_by_test_id("usage-stats-used-on")
+    model_row = ui.model_rows().filter(has_text="fleet-used")
+    used_on = model_row.get_by_test_id("usage-stats-used-on")
     expect(used_on).to_have_text("on gpu-3")
     tooltip = re.compile(r"^gpu-3: last used 1 hour ago, last report (just now|\d+ seconds? ago)$")
     expect(used_on).to_have_attribute("title", tooltip)
+    edges = model_row.evaluate(  # at the sidebar's default width nothing is pushed out of the row
+        """row => [...row.querySelectorAll("[data-testid=usage-stats-used-on], [data-testid=usage-stats-keep]")]
+                  .map((e) => e.getBoundingClientRect().right - row.getBoundingClientRect().right)""")
+    assert len(edges) == 2 and max(edges) <= 0, edges
     ui.show("nodes")
     ui.search("")
     expect(ui.package_row("usage-stats-idle-pack").get_by_test_id("usage-stats-used-on")).to_have_text("on gpu-3")

@@ -77,12 +77,12 @@ function pendingRow(error) {
 /**
  * Three lines of fixed height (the list is windowed), so at the sidebar's default width nothing that
  * matters is cut: [tick] dot name (its subfolder dimmed, up to two lines) and size; failures and the reason
- * in words (up to two lines); "N uses · last used … · on gpu-2" with the pin and the chart button.
+ * in words (up to two lines; with a shared store, after "on gpu-2": the machines that used it); "N uses · last
+ * used …" with the pin and the chart button.
  */
 function modelRow(model, showType, { selected, onToggle, actions, onSelectRow }) {
   const { folder, file } = splitModelPath(model.model_name);
   const reasons = (model.reasons ?? []).join("; ");
-  const usedOn = usedOnCell(model.machines);
   return h("div", {
     className: "usage-stats-model-row",
     role: "listitem",
@@ -107,12 +107,12 @@ function modelRow(model, showType, { selected, onToggle, actions, onSelectRow })
     ]),
     h("div", { className: "usage-stats-row-reason" }, [
       outcomeCell(model),
+      usedOnCell(model.machines),
       h("span", { className: "usage-stats-reason", "data-testid": "usage-stats-reason", text: reasons }),
     ]),
     h("div", { className: "usage-stats-row-meta" }, [
       h("span", { className: "usage-stats-figures", "data-testid": "usage-stats-figures" }, [
         countCell(model.count, "use"), h("span", { text: " · " }), dateCell(model.last_seen, { before: model.lastEver, labelled: true }),
-        ...(usedOn ? [h("span", { text: " · " }), usedOn] : []),
       ]),
       loadedBadge(model),
       model.installed ? keepButton(model, actions) : null,
